@@ -1,1 +1,870 @@
-//! placeholder
+//! Use cases of GenAI Resources: the only thing the HTTP handlers, the UI and the scheduler call.
+//!
+//! Each use case checks who is calling, parses what was sent into domain values, asks the domain
+//! for a decision and hands the decision to the store as one atomic write. Ids and timestamps
+//! are made here, never in the database. When a write finds the resource changed under it
+//! ([`StoreError::Stale`]) the use case reads again and decides again, so every decision is
+//! applied to the state it was made for, however many requests or server instances race.
+
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod scheduler;
+
+use auth::Actor;
+pub use clock::Clock;
+pub use error::AppError;
+use genai_core::catalog::{Plan, PlanSize, ResourceType};
+use genai_core::eligibility::{self, Check, CompanyFacts};
+use genai_core::error::FieldErrors;
+use genai_core::ledger::{Balance, TransactionKind};
+use genai_core::resource::{Change, Resource, Scheduled};
+use genai_core::validation::{Email, PersonName, ProvisionForm};
+use genai_core::{calendar, BundleMonth, Catalog, CloudTokens, CompanyId, DomainError, Instant, ResourceId, UserId};
+pub use genai_store::{
+    ApiToken, AuditEvent, Company, Grant, Guard, IdempotencyKey, Idempotent, LedgerTransaction, NewResource,
+    ResourceQuery, ResourceWrite, Role, Store, StoreError, User,
+};
+use ids::IdGen;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// How often a use case re-reads and re-decides after a concurrent change before giving up.
+const MAX_ATTEMPTS: usize = 50;
+/// The most rows a list without pagination returns for ledgers and audit logs.
+const HISTORY_LIMIT: i64 = 10_000;
+
+/// The application: store, catalog, clock and id generator.
+pub struct App {
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    clock: Clock,
+    ids: IdGen,
+    operator_token_hash: Option<String>,
+}
+
+/// A new company's facts, as the operator sends them.
+#[derive(Debug, Clone, Default)]
+pub struct CompanyInput {
+    /// Name (required when creating).
+    pub name: Option<String>,
+    /// Price list such as `FY21`.
+    pub price_list: Option<String>,
+    /// Accounts owned.
+    pub accounts: Option<i64>,
+    /// Active enterprise platform subscriptions.
+    pub enterprise_subscriptions: Option<i64>,
+}
+
+/// A new user, as the operator sends it.
+#[derive(Debug, Clone, Default)]
+pub struct UserInput {
+    /// Name.
+    pub name: Option<String>,
+    /// Email (the login).
+    pub email: Option<String>,
+    /// Role.
+    pub role: Option<Role>,
+    /// Password, optional.
+    pub password: Option<String>,
+}
+
+/// The plan change, cancellation or deprovisioning an admin asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceAction {
+    /// Upgrade (now) or downgrade (at the next boundary).
+    ChangePlan(PlanSize),
+    /// Drop a scheduled downgrade.
+    CancelDowngrade,
+    /// Schedule deprovisioning.
+    Deprovision,
+    /// Drop a scheduled deprovisioning.
+    CancelDeprovision,
+}
+
+/// A preview of a provisioning: nothing is stored.
+#[derive(Debug, Clone)]
+pub struct Specification {
+    /// Type.
+    pub resource_type: ResourceType,
+    /// The plan with its cost and quota.
+    pub plan: Plan,
+    /// Available tokens now.
+    pub available_before: CloudTokens,
+    /// Available after provisioning (negative when short).
+    pub available_after: CloudTokens,
+    /// The first bundle month if provisioned now.
+    pub first_bundle_month: BundleMonth,
+    /// Why it could not be provisioned now (empty when it can).
+    pub problems: Vec<Problem>,
+}
+
+/// One reason a provisioning would be refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The error code it would answer with.
+    pub code: &'static str,
+    /// The field, for validation problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For people.
+    pub message: String,
+}
+
+/// The demo company's credentials, printed by `genai serve --demo`.
+#[derive(Debug, Clone)]
+pub struct DemoCredentials {
+    /// Company name.
+    pub company: String,
+    /// (email, password, api token) of the company admin.
+    pub admin: (String, String, String),
+    /// (email, password) of the member.
+    pub member: (String, String),
+}
+
+fn fingerprint(body: &serde_json::Value) -> String {
+    // serde_json maps keep keys sorted, so equal bodies give equal fingerprints.
+    auth::hex(&Sha256::digest(body.to_string().as_bytes()))
+}
+
+fn snapshot(r: &Resource) -> serde_json::Value {
+    let scheduled = match r.scheduled {
+        None => serde_json::Value::Null,
+        Some(Scheduled::Downgrade { plan, cloud_tokens, effective_at }) => json!({
+            "kind": "downgrade", "plan": plan, "cloud_tokens": cloud_tokens, "effective_at": calendar::format_instant(effective_at)
+        }),
+        Some(Scheduled::Deprovision { effective_at }) => {
+            json!({"kind": "deprovision", "effective_at": calendar::format_instant(effective_at)})
+        }
+    };
+    json!({"status": r.status.as_str(), "plan": r.plan, "cloud_tokens": r.cloud_tokens, "scheduled": scheduled})
+}
+
+fn parse_person_name(field: &str, value: Option<&str>, errors: &mut FieldErrors) -> Option<String> {
+    match value.map(PersonName::parse) {
+        None => {
+            errors.insert(field.into(), "is required".into());
+            None
+        }
+        Some(Err(e)) => {
+            errors.insert(field.into(), e);
+            None
+        }
+        Some(Ok(n)) => Some(n.as_str().to_string()),
+    }
+}
+
+fn validate_company_facts(input: &CompanyInput, errors: &mut FieldErrors) {
+    if let Some(p) = &input.price_list {
+        if eligibility::price_list_year(p).is_none() {
+            errors.insert("price_list".into(), format!("\"{p}\" is not a price list; use the form FY21"));
+        }
+    }
+    for (field, value) in [("accounts", input.accounts), ("enterprise_subscriptions", input.enterprise_subscriptions)] {
+        if value.is_some_and(|v| !(0..=1_000_000).contains(&v)) {
+            errors.insert(field.into(), "must be a whole number from 0 to 1000000".into());
+        }
+    }
+}
+
+impl App {
+    /// Wires the application. `operator_token` is `GENAI_OPERATOR_TOKEN`, if set.
+    pub fn new(store: Arc<dyn Store>, catalog: Catalog, clock: Clock, operator_token: Option<&str>) -> App {
+        App {
+            store,
+            catalog: Arc::new(catalog),
+            clock,
+            ids: IdGen::default(),
+            operator_token_hash: operator_token.filter(|t| !t.is_empty()).map(auth::token_hash),
+        }
+    }
+
+    /// The catalog in force.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The current instant of the server's clock.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn audit(&self, actor: &Actor, company: Option<&CompanyId>, at: Instant, action: &str) -> AuditEvent {
+        AuditEvent {
+            id: self.ids.next("evt"),
+            company_id: company.cloned(),
+            at,
+            actor: actor.label(),
+            action: action.into(),
+            resource_id: None,
+            details: json!({}),
+        }
+    }
+
+    // ---- authentication -------------------------------------------------------------------
+
+    /// Resolves a bearer token to an actor.
+    pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Actor, AppError> {
+        let token = bearer.map(str::trim).filter(|t| !t.is_empty()).ok_or(AppError::Unauthenticated)?;
+        let hash = auth::token_hash(token);
+        if let Some(op) = &self.operator_token_hash {
+            if auth::constant_time_eq(op.as_bytes(), hash.as_bytes()) {
+                return Ok(Actor::Operator);
+            }
+        }
+        match self.store.user_by_token_hash(&hash).await? {
+            Some(user) => Ok(Actor::User(user)),
+            None => Err(AppError::Unauthenticated),
+        }
+    }
+
+    /// Checks an email and password (the web UI's login).
+    pub async fn login(&self, email: &str, password: &str) -> Result<User, AppError> {
+        let user = self.store.user_by_email(&email.trim().to_lowercase()).await?;
+        match user {
+            Some(u) if u.password_hash.as_deref().is_some_and(|h| auth::verify_password(password, h)) => Ok(u),
+            _ => Err(AppError::Unauthenticated),
+        }
+    }
+
+    fn require_operator(actor: &Actor) -> Result<(), AppError> {
+        match actor {
+            Actor::Operator => Ok(()),
+            Actor::User(_) => Err(AppError::Forbidden("only the operator may use the Operator API".into())),
+        }
+    }
+
+    fn require_admin(actor: &Actor) -> Result<&User, AppError> {
+        match actor {
+            Actor::User(u) if u.role == Role::CompanyAdmin => Ok(u),
+            Actor::User(_) => Err(AppError::Forbidden("only company admins may use the Control Center".into())),
+            Actor::Operator => Err(AppError::Forbidden(
+                "the operator token has no access to company endpoints; use a company admin's token".into(),
+            )),
+        }
+    }
+
+    /// Any authenticated actor (for the catalog).
+    pub fn require_any(_actor: &Actor) -> Result<(), AppError> {
+        Ok(())
+    }
+
+    // ---- operator -------------------------------------------------------------------------
+
+    /// Creates a company.
+    pub async fn create_company(&self, actor: &Actor, input: CompanyInput) -> Result<Company, AppError> {
+        Self::require_operator(actor)?;
+        let mut errors = FieldErrors::new();
+        let name = parse_person_name("name", input.name.as_deref(), &mut errors);
+        validate_company_facts(&input, &mut errors);
+        let Some(name) = name.filter(|_| errors.is_empty()) else {
+            return Err(DomainError::Validation(errors).into());
+        };
+        let now = self.now();
+        let company = Company {
+            id: CompanyId(self.ids.next("cmp")),
+            name,
+            price_list: input.price_list.unwrap_or_else(|| "FY21".into()),
+            accounts: input.accounts.unwrap_or(1),
+            enterprise_subscriptions: input.enterprise_subscriptions.unwrap_or(1),
+            created_at: now,
+        };
+        let mut audit = self.audit(actor, Some(&company.id), now, "company.created");
+        audit.details = json!({"name": company.name, "price_list": company.price_list,
+            "accounts": company.accounts, "enterprise_subscriptions": company.enterprise_subscriptions});
+        self.store.create_company(&company, &audit).await?;
+        Ok(company)
+    }
+
+    /// Changes a company's subscription facts.
+    pub async fn update_company(
+        &self,
+        actor: &Actor,
+        id: &CompanyId,
+        input: CompanyInput,
+    ) -> Result<Company, AppError> {
+        Self::require_operator(actor)?;
+        let before = self.store.company(id).await?.ok_or_else(|| AppError::NotFound("company".into()))?;
+        let mut errors = FieldErrors::new();
+        let name = match input.name.as_deref() {
+            Some(n) => parse_person_name("name", Some(n), &mut errors),
+            None => Some(before.name.clone()),
+        };
+        validate_company_facts(&input, &mut errors);
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors).into());
+        }
+        let after = Company {
+            name: name.unwrap_or_else(|| before.name.clone()),
+            price_list: input.price_list.unwrap_or_else(|| before.price_list.clone()),
+            accounts: input.accounts.unwrap_or(before.accounts),
+            enterprise_subscriptions: input.enterprise_subscriptions.unwrap_or(before.enterprise_subscriptions),
+            ..before.clone()
+        };
+        let mut audit = self.audit(actor, Some(id), self.now(), "company.updated");
+        audit.details = json!({
+            "before": {"name": before.name, "price_list": before.price_list, "accounts": before.accounts, "enterprise_subscriptions": before.enterprise_subscriptions},
+            "after": {"name": after.name, "price_list": after.price_list, "accounts": after.accounts, "enterprise_subscriptions": after.enterprise_subscriptions},
+        });
+        self.store.update_company(&after, &audit).await?;
+        Ok(after)
+    }
+
+    /// A company (operator).
+    pub async fn company(&self, actor: &Actor, id: &CompanyId) -> Result<(Company, Balance), AppError> {
+        Self::require_operator(actor)?;
+        let company = self.store.company(id).await?.ok_or_else(|| AppError::NotFound("company".into()))?;
+        let balance = self.store.balance(id).await?;
+        Ok((company, balance))
+    }
+
+    /// All companies (operator).
+    pub async fn companies(&self, actor: &Actor) -> Result<Vec<Company>, AppError> {
+        Self::require_operator(actor)?;
+        Ok(self.store.companies().await?)
+    }
+
+    /// Grants cloud tokens to a company. With an idempotency key, a retry grants nothing more
+    /// and answers the first grant's transaction.
+    pub async fn grant_tokens(
+        &self,
+        actor: &Actor,
+        company: &CompanyId,
+        tokens: Option<i64>,
+        note: Option<String>,
+        idempotency_key: Option<(&str, &serde_json::Value)>,
+    ) -> Result<(String, Balance), AppError> {
+        Self::require_operator(actor)?;
+        self.store.company(company).await?.ok_or_else(|| AppError::NotFound("company".into()))?;
+        let mut errors = FieldErrors::new();
+        match tokens {
+            None => {
+                errors.insert("tokens".into(), "is required".into());
+            }
+            Some(t) if !(1..=1_000_000_000_000).contains(&t) => {
+                errors.insert("tokens".into(), "must be a whole number from 1 to 1000000000000".into());
+            }
+            _ => {}
+        }
+        if note.as_ref().is_some_and(|n| n.chars().count() > 500) {
+            errors.insert("note".into(), "must be at most 500 characters".into());
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors).into());
+        }
+        let now = self.now();
+        let grant = Grant {
+            transaction_id: self.ids.next("txn"),
+            company_id: company.clone(),
+            tokens: CloudTokens(tokens.unwrap_or_default()),
+            note: note.filter(|n| !n.trim().is_empty()),
+            at: now,
+        };
+        let key = idempotency_key.map(|(k, body)| IdempotencyKey {
+            scope: format!("{}:grant:{company}", actor.scope()),
+            key: k.to_string(),
+            fingerprint: fingerprint(body),
+        });
+        let mut audit = self.audit(actor, Some(company), now, "tokens.granted");
+        audit.details = json!({"tokens": grant.tokens, "note": grant.note, "transaction_id": grant.transaction_id});
+        let id = match self.store.grant_tokens(&grant, key.as_ref(), &audit).await? {
+            Idempotent::Done(()) => grant.transaction_id,
+            Idempotent::Replayed(id) => id,
+        };
+        Ok((id, self.store.balance(company).await?))
+    }
+
+    /// Creates a user of a company.
+    pub async fn create_user(&self, actor: &Actor, company: &CompanyId, input: UserInput) -> Result<User, AppError> {
+        Self::require_operator(actor)?;
+        self.store.company(company).await?.ok_or_else(|| AppError::NotFound("company".into()))?;
+        let mut errors = FieldErrors::new();
+        let name = parse_person_name("name", input.name.as_deref(), &mut errors);
+        let email = match input.email.as_deref().map(Email::parse) {
+            None => {
+                errors.insert("email".into(), "is required".into());
+                None
+            }
+            Some(Err(e)) => {
+                errors.insert("email".into(), e);
+                None
+            }
+            Some(Ok(e)) => Some(e),
+        };
+        if input.role.is_none() {
+            errors.insert("role".into(), "is required (company_admin or member)".into());
+        }
+        if let Some(p) = &input.password {
+            if p.chars().count() < 8 || p.len() > 1024 {
+                errors.insert("password".into(), "must be 8 to 1024 characters".into());
+            }
+        }
+        let (Some(name), Some(email), Some(role)) = (name, email, input.role) else {
+            return Err(DomainError::Validation(errors).into());
+        };
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors).into());
+        }
+        let password_hash = match &input.password {
+            Some(p) => Some(auth::hash_password(p).map_err(AppError::Internal)?),
+            None => None,
+        };
+        let now = self.now();
+        let user = User {
+            id: UserId(self.ids.next("usr")),
+            company_id: company.clone(),
+            name,
+            email: email.as_str().to_string(),
+            role,
+            password_hash,
+            created_at: now,
+        };
+        let mut audit = self.audit(actor, Some(company), now, "user.created");
+        audit.details = json!({"user_id": user.id, "email": user.email, "role": role.as_str()});
+        match self.store.create_user(&user, &audit).await {
+            Ok(()) => Ok(user),
+            Err(StoreError::Duplicate(_)) => {
+                Err(AppError::field("email", format!("{} is already registered", user.email)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates an API token for a user; the secret is returned once and only its hash is kept.
+    pub async fn create_api_token(
+        &self,
+        actor: &Actor,
+        user: &UserId,
+        description: Option<String>,
+    ) -> Result<(ApiToken, String), AppError> {
+        Self::require_operator(actor)?;
+        let user = self.store.user(user).await?.ok_or_else(|| AppError::NotFound("user".into()))?;
+        self.issue_token(actor, &user, description).await
+    }
+
+    async fn issue_token(
+        &self,
+        actor: &Actor,
+        user: &User,
+        description: Option<String>,
+    ) -> Result<(ApiToken, String), AppError> {
+        let description = description.unwrap_or_default().trim().to_string();
+        if description.chars().count() > 200 || description.chars().any(char::is_control) {
+            return Err(AppError::field("description", "must be at most 200 characters, no control characters"));
+        }
+        let secret = auth::new_token_secret();
+        let now = self.now();
+        let token = ApiToken {
+            id: self.ids.next("tok"),
+            user_id: user.id.clone(),
+            token_hash: auth::token_hash(&secret),
+            description,
+            created_at: now,
+        };
+        let mut audit = self.audit(actor, Some(&user.company_id), now, "api_token.created");
+        audit.details = json!({"token_id": token.id, "user_id": user.id, "description": token.description});
+        self.store.create_api_token(&token, &audit).await?;
+        Ok((token, secret))
+    }
+
+    /// Moves the manual clock forward and applies every scheduled change that became due.
+    pub async fn set_clock(&self, actor: &Actor, to: Instant) -> Result<(Instant, usize), AppError> {
+        Self::require_operator(actor)?;
+        let now = self.clock.set(to).map_err(|e| match e {
+            clock::ClockError::NotManual => AppError::NotFound(
+                "the clock (the server runs on the system clock; start it with --manual-clock)".into(),
+            ),
+            clock::ClockError::Backwards => AppError::field(
+                "now",
+                format!("the clock never moves back; it is at {}", calendar::format_instant(self.now())),
+            ),
+        })?;
+        let applied = self.apply_due_changes().await?;
+        Ok((now, applied))
+    }
+
+    /// Creates the demo company, its admin and member (for `serve --demo` on an empty database).
+    pub async fn seed_demo(&self) -> Result<Option<DemoCredentials>, AppError> {
+        if self.store.has_companies().await? {
+            return Ok(None);
+        }
+        let op = Actor::Operator;
+        let company = self
+            .create_company(
+                &op,
+                CompanyInput {
+                    name: Some("Demo Company".into()),
+                    price_list: Some("FY24".into()),
+                    accounts: Some(1),
+                    enterprise_subscriptions: Some(1),
+                },
+            )
+            .await?;
+        self.grant_tokens(&op, &company.id, Some(500), Some("demo grant".into()), None).await?;
+        let password = || auth::hex(&ids::random_bytes::<9>());
+        let (admin_pw, member_pw) = (password(), password());
+        let admin = self
+            .create_user(
+                &op,
+                &company.id,
+                UserInput {
+                    name: Some("Demo Admin".into()),
+                    email: Some("admin@demo.example".into()),
+                    role: Some(Role::CompanyAdmin),
+                    password: Some(admin_pw.clone()),
+                },
+            )
+            .await?;
+        let member = self
+            .create_user(
+                &op,
+                &company.id,
+                UserInput {
+                    name: Some("Demo Member".into()),
+                    email: Some("member@demo.example".into()),
+                    role: Some(Role::Member),
+                    password: Some(member_pw.clone()),
+                },
+            )
+            .await?;
+        let (_, token) = self.issue_token(&op, &admin, Some("demo".into())).await?;
+        Ok(Some(DemoCredentials {
+            company: company.name,
+            admin: (admin.email, admin_pw, token),
+            member: (member.email, member_pw),
+        }))
+    }
+
+    // ---- Control Center -------------------------------------------------------------------
+
+    async fn facts(&self, company: &CompanyId) -> Result<(CompanyFacts, Balance), AppError> {
+        let c = self.store.company(company).await?.ok_or_else(|| AppError::NotFound("company".into()))?;
+        let balance = self.store.balance(company).await?;
+        let facts = CompanyFacts {
+            price_list: c.price_list,
+            accounts: c.accounts,
+            enterprise_subscriptions: c.enterprise_subscriptions,
+            available: balance.available,
+        };
+        Ok((facts, balance))
+    }
+
+    /// The eligibility checks of the caller's company.
+    pub async fn eligibility(&self, actor: &Actor) -> Result<Vec<Check>, AppError> {
+        let user = Self::require_admin(actor)?;
+        let (facts, _) = self.facts(&user.company_id).await?;
+        Ok(eligibility::evaluate(&facts))
+    }
+
+    /// The caller's company's balance.
+    pub async fn balance(&self, actor: &Actor) -> Result<Balance, AppError> {
+        let user = Self::require_admin(actor)?;
+        Ok(self.store.balance(&user.company_id).await?)
+    }
+
+    /// The caller's company's ledger, newest first.
+    pub async fn transactions(&self, actor: &Actor) -> Result<Vec<LedgerTransaction>, AppError> {
+        let user = Self::require_admin(actor)?;
+        Ok(self.store.transactions(&user.company_id, HISTORY_LIMIT).await?)
+    }
+
+    /// The caller's company's audit log, newest first.
+    pub async fn audit_events(&self, actor: &Actor) -> Result<Vec<AuditEvent>, AppError> {
+        let user = Self::require_admin(actor)?;
+        Ok(self.store.audit_events(&user.company_id, HISTORY_LIMIT).await?)
+    }
+
+    /// Lists resources; the query's company is replaced by the caller's.
+    pub async fn resources(&self, actor: &Actor, mut query: ResourceQuery) -> Result<Vec<Resource>, AppError> {
+        let user = Self::require_admin(actor)?;
+        query.company_id = user.company_id.clone();
+        Ok(self.store.resources(&query).await?)
+    }
+
+    /// One resource of the caller's company.
+    pub async fn resource(&self, actor: &Actor, id: &ResourceId) -> Result<Resource, AppError> {
+        let user = Self::require_admin(actor)?;
+        self.store.resource(&user.company_id, id).await?.ok_or_else(|| AppError::NotFound("resource".into()))
+    }
+
+    /// Checks a knowledge base's embeddings resource: same company, embeddings type, live and
+    /// not being deprovisioned, same region. Returns it for the write's guard.
+    async fn check_embeddings(
+        &self,
+        company: &CompanyId,
+        form: &ProvisionForm,
+        errors: &mut FieldErrors,
+    ) -> Result<Option<Resource>, AppError> {
+        let Some(id) =
+            form.embeddings_resource_id.as_deref().filter(|_| form.resource_type == Some(ResourceType::KnowledgeBase))
+        else {
+            return Ok(None);
+        };
+        if id.is_empty() {
+            return Ok(None);
+        }
+        let field = "embeddings_resource_id";
+        let e = self.store.resource(company, &ResourceId(id.to_string())).await?;
+        let problem = match &e {
+            None => Some(format!("no embeddings resource \"{id}\" in your company")),
+            Some(e) if e.resource_type != ResourceType::EmbeddingsGeneration => {
+                Some(format!("\"{}\" is a {} resource, not an embeddings resource", e.display_name, e.resource_type))
+            }
+            Some(e) if !e.is_live() || matches!(e.scheduled, Some(Scheduled::Deprovision { .. })) => {
+                Some(format!("\"{}\" is deprovisioned or scheduled for deprovisioning", e.display_name))
+            }
+            Some(e) if form.region.as_deref().is_some_and(|r| r != e.region) => Some(format!(
+                "\"{}\" is in {}; a knowledge base must be in the same region as its embeddings resource",
+                e.display_name, e.region
+            )),
+            Some(_) => None,
+        };
+        if let Some(p) = problem {
+            errors.entry(field.into()).or_insert(p);
+            return Ok(None);
+        }
+        Ok(e)
+    }
+
+    /// Previews a provisioning: the Resource Specification. Nothing is stored.
+    pub async fn specification(&self, actor: &Actor, form: &ProvisionForm) -> Result<Specification, AppError> {
+        let user = Self::require_admin(actor)?;
+        let (facts, balance) = self.facts(&user.company_id).await?;
+        let mut problems = Vec::new();
+        for c in eligibility::evaluate(&facts).into_iter().filter(|c| !c.ok) {
+            problems.push(Problem { code: "not_eligible", field: None, message: c.message });
+        }
+        let mut errors = form.validate(&self.catalog).err().unwrap_or_default();
+        self.check_embeddings(&user.company_id, form, &mut errors).await?;
+        let Some(plan) = form.plan(&self.catalog).cloned() else {
+            let mut only_plan = FieldErrors::new();
+            for f in ["type", "plan"] {
+                if let Some(m) = errors.get(f) {
+                    only_plan.insert(f.into(), m.clone());
+                }
+            }
+            if only_plan.is_empty() {
+                only_plan.insert("plan".into(), "is required".into());
+            }
+            return Err(DomainError::Validation(only_plan).into());
+        };
+        for (field, message) in errors {
+            problems.push(Problem { code: "validation_failed", field: Some(field), message });
+        }
+        let available_after = CloudTokens(balance.available.get() - plan.cloud_tokens.get());
+        if available_after.get() < 0 && balance.available.get() > 0 {
+            problems.push(Problem {
+                code: "insufficient_tokens",
+                field: None,
+                message: format!(
+                    "this plan needs {} cloud tokens but only {} are available",
+                    plan.cloud_tokens, balance.available
+                ),
+            });
+        }
+        let now = self.now();
+        let first_bundle_month = calendar::bundle_month_at(now, now)
+            .ok_or_else(|| AppError::Internal("bundle month out of range".into()))?;
+        Ok(Specification {
+            resource_type: plan.resource_type,
+            available_before: balance.available,
+            available_after,
+            plan,
+            first_bundle_month,
+            problems,
+        })
+    }
+
+    /// Provisions a resource. With an idempotency key, a retry with the same body answers the
+    /// first resource and creates nothing; with another body it is refused.
+    pub async fn provision(
+        &self,
+        actor: &Actor,
+        form: &ProvisionForm,
+        idempotency_key: Option<(&str, &serde_json::Value)>,
+    ) -> Result<Resource, AppError> {
+        let user = Self::require_admin(actor)?;
+        let company = &user.company_id;
+        let key = idempotency_key.map(|(k, body)| IdempotencyKey {
+            scope: format!("{}:provision", actor.scope()),
+            key: k.to_string(),
+            fingerprint: fingerprint(body),
+        });
+        for _ in 0..MAX_ATTEMPTS {
+            let (facts, _) = self.facts(company).await?;
+            let mut errors = FieldErrors::new();
+            let valid = form.validate(&self.catalog).map_err(|e| errors = e).ok();
+            let embeddings = self.check_embeddings(company, form, &mut errors).await?;
+            // A retry of a request that already succeeded must answer the first result even if
+            // the company has meanwhile become ineligible or short of tokens.
+            if let Some(key) = &key {
+                if let Some(existing) = self.replayed(company, key).await? {
+                    return Ok(existing);
+                }
+            }
+            eligibility::require(&facts).map_err(DomainError::NotEligible)?;
+            let Some(valid) = valid.filter(|_| errors.is_empty()) else {
+                return Err(DomainError::Validation(errors).into());
+            };
+            let cost = valid.plan.cloud_tokens;
+            let now = self.now();
+            let member =
+                self.store.user_by_email(valid.user_email.as_str()).await?.filter(|u| &u.company_id == company);
+            let resource = valid.into_resource(ResourceId(self.ids.next("res")), company.clone(), now);
+            let mut audit = self.audit(actor, Some(company), now, "resource.provisioned");
+            audit.resource_id = Some(resource.id.clone());
+            audit.details = json!({"before": null, "after": snapshot(&resource), "display_name": resource.display_name,
+                "type": resource.resource_type, "model": resource.model, "region": resource.region});
+            let new = NewResource {
+                transaction_id: self.ids.next("txn"),
+                member_user_id: member.map(|u| u.id),
+                audit,
+                resource,
+            };
+            let guard = embeddings.map(|e| Guard { resource_id: e.id, version: e.version });
+            match self.store.insert_resource(&new, guard.as_ref(), key.as_ref()).await {
+                Ok(Idempotent::Done(())) => return Ok(new.resource),
+                Ok(Idempotent::Replayed(id)) => {
+                    return self
+                        .store
+                        .resource(company, &ResourceId(id))
+                        .await?
+                        .ok_or_else(|| AppError::Internal("an idempotency key points at a missing resource".into()));
+                }
+                Err(StoreError::InsufficientTokens { available }) => {
+                    return Err(DomainError::InsufficientTokens { required: cost, available }.into())
+                }
+                Err(StoreError::Duplicate(_)) => {
+                    return Err(AppError::field(
+                        "display_name",
+                        format!(
+                            "\"{}\" is already the name of another resource of your company",
+                            new.resource.display_name
+                        ),
+                    ))
+                }
+                Err(StoreError::Stale) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Internal("too many concurrent changes; try again".into()))
+    }
+
+    async fn replayed(&self, company: &CompanyId, key: &IdempotencyKey) -> Result<Option<Resource>, AppError> {
+        match self.store.idempotent_result(key).await? {
+            None => Ok(None),
+            Some(id) => Ok(self.store.resource(company, &ResourceId(id)).await?),
+        }
+    }
+
+    /// Changes a resource's plan, cancels a scheduled change, or schedules deprovisioning.
+    pub async fn act(&self, actor: &Actor, id: &ResourceId, action: ResourceAction) -> Result<Resource, AppError> {
+        let user = Self::require_admin(actor)?;
+        let company = &user.company_id;
+        for _ in 0..MAX_ATTEMPTS {
+            let current =
+                self.store.resource(company, id).await?.ok_or_else(|| AppError::NotFound("resource".into()))?;
+            let now = self.now();
+            let mut guard = None;
+            let change: Change = match action {
+                ResourceAction::ChangePlan(plan) => {
+                    let change = current.change_plan(plan, &self.catalog, now)?;
+                    if change.movement.is_some() {
+                        // Upgrades need an eligible company (SPEC §2).
+                        let (facts, _) = self.facts(company).await?;
+                        eligibility::require(&facts).map_err(DomainError::NotEligible)?;
+                    }
+                    change
+                }
+                ResourceAction::CancelDowngrade => current.cancel_downgrade(now)?,
+                ResourceAction::Deprovision => {
+                    let linked = if current.resource_type == ResourceType::EmbeddingsGeneration {
+                        self.store.linked_knowledge_bases(&current.id).await?
+                    } else {
+                        Vec::new()
+                    };
+                    current.deprovision(&linked, now)?
+                }
+                ResourceAction::CancelDeprovision => {
+                    let embeddings = match &current.embeddings_resource_id {
+                        Some(e) => self.store.resource(company, e).await?,
+                        None => None,
+                    };
+                    guard = embeddings.as_ref().map(|e| Guard { resource_id: e.id.clone(), version: e.version });
+                    current.cancel_deprovision(embeddings.as_ref(), now)?
+                }
+            };
+            let mut audit = self.audit(actor, Some(company), now, change.action);
+            audit.resource_id = Some(current.id.clone());
+            audit.details = json!({"before": snapshot(&current), "after": snapshot(&change.next)});
+            let write = ResourceWrite { transaction_id: self.ids.next("txn"), guard, audit, change };
+            match self.store.apply_change(&write).await {
+                Ok(()) => {
+                    let mut next = write.change.next;
+                    next.version += 1;
+                    return Ok(next);
+                }
+                Err(StoreError::InsufficientTokens { available }) => {
+                    let required = write.change.movement.map(|m| m.tokens).unwrap_or_default();
+                    return Err(DomainError::InsufficientTokens { required, available }.into());
+                }
+                Err(StoreError::Stale) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Internal("too many concurrent changes; try again".into()))
+    }
+
+    /// Applies every scheduled change that is due now, each exactly once (a change another
+    /// instance applied first is skipped: its write finds the resource at a newer version).
+    /// Returns how many this call applied.
+    pub async fn apply_due_changes(&self) -> Result<usize, AppError> {
+        let now = self.now();
+        let mut applied = 0;
+        for _round in 0..10_000 {
+            let due = self.store.due_resources(now, 200).await?;
+            if due.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for r in due {
+                let Some(change) = r.take_effect(now) else { continue };
+                let actor = AuditEvent {
+                    id: self.ids.next("evt"),
+                    company_id: Some(r.company_id.clone()),
+                    at: change.at,
+                    actor: "scheduler".into(),
+                    action: change.action.into(),
+                    resource_id: Some(r.id.clone()),
+                    details: json!({"before": snapshot(&r), "after": snapshot(&change.next)}),
+                };
+                let write = ResourceWrite { transaction_id: self.ids.next("txn"), guard: None, audit: actor, change };
+                match self.store.apply_change(&write).await {
+                    Ok(()) => {
+                        applied += 1;
+                        progressed = true;
+                    }
+                    // Someone else (another instance, or an admin's cancel) got there first.
+                    Err(StoreError::Stale) => progressed = true,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        Ok(applied)
+    }
+}
+
+/// Whether a transaction kind allocates (for views).
+pub fn is_allocation(kind: TransactionKind) -> bool {
+    kind == TransactionKind::Allocate
+}

@@ -42,12 +42,7 @@ pub fn boundary(anchor: Instant, k: u32) -> Option<Instant> {
     let month = u32::try_from(months.rem_euclid(12)).ok()? + 1;
     let day = anchor.day().min(days_in_month(year, month));
     let date = NaiveDate::from_ymd_opt(year, month, day)?;
-    let naive = date.and_hms_nano_opt(
-        anchor.hour(),
-        anchor.minute(),
-        anchor.second(),
-        anchor.nanosecond(),
-    )?;
+    let naive = date.and_hms_nano_opt(anchor.hour(), anchor.minute(), anchor.second(), anchor.nanosecond())?;
     Some(Utc.from_utc_datetime(&naive))
 }
 

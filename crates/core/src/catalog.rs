@@ -250,11 +250,10 @@ impl Catalog {
     /// Parses and checks a catalog file.
     pub fn from_toml(text: &str) -> Result<Catalog, CatalogError> {
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-        let file: CatalogFile = toml::from_str(text).map_err(|e| CatalogError {
-            line: e.span().map(|s| line_of(s.start)),
-            reason: e.message().to_string(),
-        })?;
-        let fail = |span: std::ops::Range<usize>, reason: String| CatalogError { line: Some(line_of(span.start)), reason };
+        let file: CatalogFile = toml::from_str(text)
+            .map_err(|e| CatalogError { line: e.span().map(|s| line_of(s.start)), reason: e.message().to_string() })?;
+        let fail =
+            |span: std::ops::Range<usize>, reason: String| CatalogError { line: Some(line_of(span.start)), reason };
 
         if file.regions.is_empty() {
             return Err(CatalogError { line: None, reason: "the catalog needs at least one [[regions]] entry".into() });

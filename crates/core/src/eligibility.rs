@@ -62,7 +62,8 @@ pub fn evaluate(facts: &CompanyFacts) -> Vec<Check> {
             message: if tokens_ok {
                 format!("{} cloud tokens are available.", facts.available)
             } else {
-                "No cloud tokens are available. Ask for more cloud tokens before provisioning or upgrading resources.".into()
+                "No cloud tokens are available. Ask for more cloud tokens before provisioning or upgrading resources."
+                    .into()
             },
         },
         Check {

@@ -34,7 +34,9 @@ impl TransactionKind {
 
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<TransactionKind> {
-        [TransactionKind::Grant, TransactionKind::Allocate, TransactionKind::Release].into_iter().find(|k| k.as_str() == s)
+        [TransactionKind::Grant, TransactionKind::Allocate, TransactionKind::Release]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 
     /// The (debit, credit) accounts of this kind: where the tokens come from and go to.

@@ -219,7 +219,9 @@ impl Resource {
     /// Tokens the scheduled change will release when it takes effect.
     pub fn pending_release(&self) -> CloudTokens {
         match self.scheduled {
-            Some(Scheduled::Downgrade { cloud_tokens, .. }) => CloudTokens(self.cloud_tokens.get() - cloud_tokens.get()),
+            Some(Scheduled::Downgrade { cloud_tokens, .. }) => {
+                CloudTokens(self.cloud_tokens.get() - cloud_tokens.get())
+            }
             Some(Scheduled::Deprovision { .. }) => self.cloud_tokens,
             None => CloudTokens::ZERO,
         }

@@ -346,22 +346,26 @@ impl ProvisionForm {
         };
 
         match (display_name, self.environment, region, self.cross_region_inference, plan, user_name, user_email) {
-            (Some(display_name), Some(environment), Some(region), Some(cri), Some(plan), Some(user_name), Some(user_email))
-                if errors.is_empty() =>
-            {
-                Ok(ValidProvision {
-                    resource_type,
-                    display_name,
-                    environment,
-                    region: region.id.clone(),
-                    cross_region_inference: cri,
-                    model,
-                    plan,
-                    embeddings_resource_id,
-                    user_name,
-                    user_email,
-                })
-            }
+            (
+                Some(display_name),
+                Some(environment),
+                Some(region),
+                Some(cri),
+                Some(plan),
+                Some(user_name),
+                Some(user_email),
+            ) if errors.is_empty() => Ok(ValidProvision {
+                resource_type,
+                display_name,
+                environment,
+                region: region.id.clone(),
+                cross_region_inference: cri,
+                model,
+                plan,
+                embeddings_resource_id,
+                user_name,
+                user_email,
+            }),
             _ => Err(errors),
         }
     }

@@ -1,0 +1,452 @@
+//! The REST handlers of the Control Center and Operator APIs (`API.md`).
+//!
+//! Handlers are thin: authenticate, read the request, call one use case, shape the answer.
+//! Every rule lives in `genai-app` and `genai-core`, shared with the UI and the CLI.
+
+use crate::body::Body;
+use crate::dto::*;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use genai_app::auth::Actor;
+use genai_app::{AppError, CompanyInput, ResourceAction, ResourceQuery, Role, UserInput};
+use genai_core::calendar::{format_instant, parse_instant};
+use genai_core::catalog::{PlanSize, ResourceType};
+use genai_core::resource::Environment;
+use genai_core::validation::ProvisionForm;
+use genai_core::{CompanyId, ResourceId, UserId};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// The authenticated caller, from `Authorization: Bearer …`.
+pub struct Caller(pub Actor);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        let token = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
+        Ok(Caller(state.app.authenticate(token).await?))
+    }
+}
+
+const RESOURCE_TYPES: [&str; 3] = ["text_generation", "embeddings_generation", "knowledge_base"];
+const ENVIRONMENTS: [&str; 3] = ["test", "acceptance", "production"];
+const ROLES: [&str; 2] = ["company_admin", "member"];
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = v.to_str().ok().map(str::trim).unwrap_or_default();
+    if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::invalid(
+            "Idempotency-Key must be 1–255 visible ASCII characters",
+            json!({"header": "Idempotency-Key"}),
+        ));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// Reads the provisioning body into the form the use case validates.
+pub fn provision_form(body: &Body) -> ApiResult<ProvisionForm> {
+    let plans: Vec<&str> = PlanSize::ALL.iter().map(|p| p.as_str()).collect();
+    Ok(ProvisionForm {
+        resource_type: body.one_of("type", &RESOURCE_TYPES, ResourceType::parse)?,
+        display_name: body.string("display_name")?,
+        environment: body.one_of("environment", &ENVIRONMENTS, Environment::parse)?,
+        region: body.string("region")?,
+        cross_region_inference: body.bool("cross_region_inference")?,
+        model: body.string("model")?,
+        plan: body.one_of("plan", &plans, PlanSize::parse)?,
+        embeddings_resource_id: body.string("embeddings_resource_id")?,
+        user_name: body.string("user.name")?,
+        user_email: body.string("user.email")?,
+    })
+}
+
+// ---- health ---------------------------------------------------------------------------------
+
+/// Answers 200 once the server is ready (the database is open and migrated before it listens).
+#[utoipa::path(get, path = "/healthz", tag = "Health", responses((status = 200, description = "Ready")))]
+pub async fn get_health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+// ---- operator -------------------------------------------------------------------------------
+
+fn company_input(body: &Body) -> ApiResult<CompanyInput> {
+    Ok(CompanyInput {
+        name: body.string("name")?,
+        price_list: body.string("price_list")?,
+        accounts: body.integer("accounts")?,
+        enterprise_subscriptions: body.integer("enterprise_subscriptions")?,
+    })
+}
+
+/// Creates a company.
+#[utoipa::path(post, path = "/api/v1/operator/companies", tag = "Operator", request_body = CompanyRequest,
+    responses((status = 201, body = CompanyDto), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_company(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    raw: Bytes,
+) -> ApiResult<(StatusCode, Json<CompanyDto>)> {
+    let body = Body::parse(&raw)?;
+    let company = s.app.create_company(&actor, company_input(&body)?).await?;
+    let (_, balance) = s.app.company(&actor, &company.id).await?;
+    Ok((StatusCode::CREATED, Json(CompanyDto::new(&company, Some(balance)))))
+}
+
+/// Lists companies.
+#[utoipa::path(get, path = "/api/v1/operator/companies", tag = "Operator",
+    responses((status = 200, body = CompanyListDto)), security(("bearer" = [])))]
+pub async fn list_companies(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<CompanyListDto>> {
+    let companies = s.app.companies(&actor).await?;
+    Ok(Json(CompanyListDto { companies: companies.iter().map(|c| CompanyDto::new(c, None)).collect() }))
+}
+
+/// A company with its balance.
+#[utoipa::path(get, path = "/api/v1/operator/companies/{id}", tag = "Operator",
+    params(("id" = String, Path)), responses((status = 200, body = CompanyDto), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_company(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CompanyDto>> {
+    let (c, b) = s.app.company(&actor, &CompanyId(id)).await?;
+    Ok(Json(CompanyDto::new(&c, Some(b))))
+}
+
+/// Changes a company's subscription facts.
+#[utoipa::path(patch, path = "/api/v1/operator/companies/{id}", tag = "Operator", request_body = CompanyRequest,
+    params(("id" = String, Path)), responses((status = 200, body = CompanyDto), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn update_company(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Json<CompanyDto>> {
+    let body = Body::parse(&raw)?;
+    let id = CompanyId(id);
+    let company = s.app.update_company(&actor, &id, company_input(&body)?).await?;
+    let (_, balance) = s.app.company(&actor, &id).await?;
+    Ok(Json(CompanyDto::new(&company, Some(balance))))
+}
+
+/// Grants cloud tokens (honours `Idempotency-Key`).
+#[utoipa::path(post, path = "/api/v1/operator/companies/{id}/token-grants", tag = "Operator", request_body = GrantRequest,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body grant once")),
+    responses((status = 201, body = GrantDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_token_grant(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> ApiResult<(StatusCode, Json<GrantDto>)> {
+    let body = Body::parse(&raw)?;
+    let key = idempotency_key(&headers)?;
+    let (transaction_id, balance) = s
+        .app
+        .grant_tokens(
+            &actor,
+            &CompanyId(id),
+            body.integer("tokens")?,
+            body.string("note")?,
+            key.as_deref().map(|k| (k, body.value())),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(GrantDto { transaction_id, balance: balance.into() })))
+}
+
+/// Creates a user of a company.
+#[utoipa::path(post, path = "/api/v1/operator/companies/{id}/users", tag = "Operator", request_body = UserRequest,
+    params(("id" = String, Path)), responses((status = 201, body = UserDto), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_user(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult<(StatusCode, Json<UserDto>)> {
+    let body = Body::parse(&raw)?;
+    let input = UserInput {
+        name: body.string("name")?,
+        email: body.string("email")?,
+        role: body.one_of("role", &ROLES, Role::parse)?,
+        password: body.string("password")?,
+    };
+    let user = s.app.create_user(&actor, &CompanyId(id), input).await?;
+    Ok((StatusCode::CREATED, Json(UserDto::from(&user))))
+}
+
+/// Creates an API token for a user; the secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/operator/users/{id}/api-tokens", tag = "Operator", request_body = ApiTokenRequest,
+    params(("id" = String, Path)), responses((status = 201, body = ApiTokenDto), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_api_token(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult<(StatusCode, Json<ApiTokenDto>)> {
+    let body = Body::parse(&raw)?;
+    let (token, secret) = s.app.create_api_token(&actor, &UserId(id), body.string("description")?).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiTokenDto {
+            token: secret,
+            id: token.id,
+            user_id: token.user_id.to_string(),
+            description: token.description,
+            created_at: format_instant(token.created_at),
+        }),
+    ))
+}
+
+/// The server's clock.
+#[utoipa::path(get, path = "/api/v1/operator/clock", tag = "Operator", responses((status = 200, body = ClockDto)), security(("bearer" = [])))]
+pub async fn get_clock(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<ClockDto>> {
+    if !matches!(actor, Actor::Operator) {
+        return Err(AppError::Forbidden("only the operator may use the Operator API".into()).into());
+    }
+    let mode = if s.app.clock().is_manual() { "manual" } else { "system" };
+    Ok(Json(ClockDto { now: format_instant(s.app.now()), mode: mode.into() }))
+}
+
+/// Moves the manual clock forward and applies what became due (404 on the system clock).
+#[utoipa::path(post, path = "/api/v1/operator/clock", tag = "Operator", request_body = ClockRequest,
+    responses((status = 200, body = ClockMovedDto), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn set_clock(State(s): State<AppState>, Caller(actor): Caller, raw: Bytes) -> ApiResult<Json<ClockMovedDto>> {
+    let body = Body::parse(&raw)?;
+    if !matches!(actor, Actor::Operator) {
+        return Err(AppError::Forbidden("only the operator may use the Operator API".into()).into());
+    }
+    let Some(text) = body.string("now")? else {
+        return Err(AppError::field("now", "is required").into());
+    };
+    let to = parse_instant(&text)
+        .ok_or_else(|| ApiError::from(AppError::field("now", format!("\"{text}\" is not an RFC 3339 instant"))))?;
+    let (now, applied) = s.app.set_clock(&actor, to).await?;
+    Ok(Json(ClockMovedDto { now: format_instant(now), applied }))
+}
+
+// ---- Control Center -------------------------------------------------------------------------
+
+/// The company's eligibility for self-service provisioning.
+#[utoipa::path(get, path = "/api/v1/eligibility", tag = "Control Center", responses((status = 200, body = EligibilityDto)), security(("bearer" = [])))]
+pub async fn get_eligibility(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<EligibilityDto>> {
+    let checks = s.app.eligibility(&actor).await?;
+    Ok(Json(EligibilityDto { eligible: checks.iter().all(|c| c.ok), checks: checks.iter().map(Into::into).collect() }))
+}
+
+/// The cloud-token balance.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "Control Center", responses((status = 200, body = BalanceDto)), security(("bearer" = [])))]
+pub async fn get_tokens(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<BalanceDto>> {
+    Ok(Json(s.app.balance(&actor).await?.into()))
+}
+
+/// The cloud-token ledger, newest first.
+#[utoipa::path(get, path = "/api/v1/tokens/transactions", tag = "Control Center", responses((status = 200, body = TransactionListDto)), security(("bearer" = [])))]
+pub async fn list_transactions(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+) -> ApiResult<Json<TransactionListDto>> {
+    let txs = s.app.transactions(&actor).await?;
+    Ok(Json(TransactionListDto { transactions: txs.iter().map(Into::into).collect() }))
+}
+
+/// The catalog: regions, environments, models, plans.
+#[utoipa::path(get, path = "/api/v1/catalog", tag = "Control Center", responses((status = 200, description = "The catalog", body = Object)), security(("bearer" = [])))]
+pub async fn get_catalog(State(s): State<AppState>, Caller(_actor): Caller) -> ApiResult<Json<Value>> {
+    serde_json::to_value(s.app.catalog())
+        .map(Json)
+        .map_err(|e| ApiError(AppError::Internal(format!("catalog serialization: {e}"))))
+}
+
+/// Query of the resource list.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(flatten)]
+    raw: HashMap<String, String>,
+}
+
+/// Lists resources in creation order; without `limit`, all of them.
+#[utoipa::path(get, path = "/api/v1/resources", tag = "Control Center",
+    params(("type" = Option<String>, Query, description = "text_generation | embeddings_generation | knowledge_base"),
+           ("include_deprovisioned" = Option<bool>, Query), ("limit" = Option<i64>, Query, description = "1–1000"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = ResourceListDto), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_resources(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<ResourceListDto>> {
+    let bad = |field: &str, msg: String| ApiError::invalid(msg, json!({"field": field}));
+    let resource_type =
+        match q.raw.get("type").map(String::as_str) {
+            None | Some("") => None,
+            Some(t) => Some(ResourceType::parse(t).ok_or_else(|| {
+                bad("type", format!("type must be one of {}; got \"{t}\"", RESOURCE_TYPES.join(", ")))
+            })?),
+        };
+    let include_deprovisioned = match q.raw.get("include_deprovisioned").map(String::as_str) {
+        None | Some("false") | Some("0") | Some("") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            return Err(bad(
+                "include_deprovisioned",
+                format!("include_deprovisioned must be true or false; got \"{other}\""),
+            ))
+        }
+    };
+    let limit = match q.raw.get("limit") {
+        None => None,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => Some(n),
+            Ok(_) => return Err(AppError::field("limit", "must be from 1 to 1000").into()),
+            Err(_) => return Err(bad("limit", format!("limit must be a whole number; got \"{l}\""))),
+        },
+    };
+    let after_id = match q.raw.get("cursor").map(String::as_str) {
+        None | Some("") => None,
+        Some(c)
+            if c.starts_with("res_")
+                && c.len() <= 64
+                && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') =>
+        {
+            Some(ResourceId(c.to_string()))
+        }
+        Some(c) => return Err(bad("cursor", format!("\"{c}\" is not a cursor this server gave out"))),
+    };
+    let query = ResourceQuery {
+        company_id: CompanyId(String::new()),
+        resource_type,
+        include_deprovisioned,
+        after_id,
+        // One more than asked tells whether there is a next page.
+        limit: limit.map(|l| l + 1),
+    };
+    let mut resources = s.app.resources(&actor, query).await?;
+    let next_cursor = match limit {
+        Some(l) if resources.len() as i64 > l => {
+            resources.truncate(l as usize);
+            resources.last().map(|r| r.id.to_string())
+        }
+        _ => None,
+    };
+    let now = s.app.now();
+    let catalog = s.app.catalog();
+    Ok(Json(ResourceListDto {
+        resources: resources.iter().map(|r| ResourceDto::new(r, catalog, now)).collect(),
+        next_cursor,
+    }))
+}
+
+/// Previews a provisioning (the Resource Specification); nothing is stored.
+#[utoipa::path(post, path = "/api/v1/resources/specification", tag = "Control Center", request_body = ProvisionRequest,
+    responses((status = 200, body = SpecificationDto), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn preview_resource(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    raw: Bytes,
+) -> ApiResult<Json<SpecificationDto>> {
+    let body = Body::parse(&raw)?;
+    let spec = s.app.specification(&actor, &provision_form(&body)?).await?;
+    Ok(Json(spec.into()))
+}
+
+/// Provisions a resource (honours `Idempotency-Key`).
+#[utoipa::path(post, path = "/api/v1/resources", tag = "Control Center", request_body = ProvisionRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body answer the same resource")),
+    responses((status = 201, body = ResourceDto), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn provision_resource(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> ApiResult<(StatusCode, Json<ResourceDto>)> {
+    let body = Body::parse(&raw)?;
+    let key = idempotency_key(&headers)?;
+    let form = provision_form(&body)?;
+    let r = s.app.provision(&actor, &form, key.as_deref().map(|k| (k, body.value()))).await?;
+    Ok((StatusCode::CREATED, Json(ResourceDto::new(&r, s.app.catalog(), s.app.now()))))
+}
+
+/// One resource.
+#[utoipa::path(get, path = "/api/v1/resources/{id}", tag = "Control Center", params(("id" = String, Path)),
+    responses((status = 200, body = ResourceDto), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_resource(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ResourceDto>> {
+    let r = s.app.resource(&actor, &ResourceId(id)).await?;
+    Ok(Json(ResourceDto::new(&r, s.app.catalog(), s.app.now())))
+}
+
+async fn act(s: &AppState, actor: &Actor, id: String, action: ResourceAction) -> ApiResult<Json<ResourceDto>> {
+    let r = s.app.act(actor, &ResourceId(id), action).await?;
+    Ok(Json(ResourceDto::new(&r, s.app.catalog(), s.app.now())))
+}
+
+/// Changes the plan: upgrades now, downgrades at the next bundle-month boundary.
+#[utoipa::path(post, path = "/api/v1/resources/{id}/plan", tag = "Control Center", params(("id" = String, Path)), request_body = PlanRequest,
+    responses((status = 200, body = ResourceDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn change_plan(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Json<ResourceDto>> {
+    let body = Body::parse(&raw)?;
+    let plans: Vec<&str> = PlanSize::ALL.iter().map(|p| p.as_str()).collect();
+    let Some(plan) = body.one_of("plan", &plans, PlanSize::parse)? else {
+        return Err(AppError::field("plan", "is required").into());
+    };
+    act(&s, &actor, id, ResourceAction::ChangePlan(plan)).await
+}
+
+/// Cancels a scheduled downgrade.
+#[utoipa::path(post, path = "/api/v1/resources/{id}/cancel-downgrade", tag = "Control Center", params(("id" = String, Path)),
+    responses((status = 200, body = ResourceDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn cancel_downgrade(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ResourceDto>> {
+    act(&s, &actor, id, ResourceAction::CancelDowngrade).await
+}
+
+/// Schedules deprovisioning for the end of the bundle month.
+#[utoipa::path(post, path = "/api/v1/resources/{id}/deprovision", tag = "Control Center", params(("id" = String, Path)),
+    responses((status = 200, body = ResourceDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn deprovision_resource(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ResourceDto>> {
+    act(&s, &actor, id, ResourceAction::Deprovision).await
+}
+
+/// Cancels a scheduled deprovisioning.
+#[utoipa::path(post, path = "/api/v1/resources/{id}/cancel-deprovision", tag = "Control Center", params(("id" = String, Path)),
+    responses((status = 200, body = ResourceDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn cancel_deprovision(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ResourceDto>> {
+    act(&s, &actor, id, ResourceAction::CancelDeprovision).await
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/audit-events", tag = "Control Center", responses((status = 200, body = AuditEventListDto)), security(("bearer" = [])))]
+pub async fn list_audit_events(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<AuditEventListDto>> {
+    let events = s.app.audit_events(&actor).await?;
+    Ok(Json(AuditEventListDto { events: events.iter().map(Into::into).collect() }))
+}

@@ -1,0 +1,47 @@
+//! Applies the embedded migrations in order, each in its own transaction, recording them in
+//! `schema_migrations`. The writer connection is the only one that runs them, so two servers
+//! on one SQLite file serialize on SQLite's own write lock.
+
+use genai_store::{StoreError, StoreResult};
+use sqlx::SqlitePool;
+
+/// (version, name, SQL), in order. Never edit an applied one: append.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(format!("migration: {e}"))
+}
+
+pub(crate) async fn run(pool: &SqlitePool) -> StoreResult<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    )
+    .execute(pool)
+    .await
+    .map_err(backend)?;
+    for (version, name, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await.map_err(backend)?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if applied.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(backend)?;
+        sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+            .bind(version)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// The migrations, for the schema-comparison test.
+pub fn migrations() -> &'static [(i64, &'static str, &'static str)] {
+    MIGRATIONS
+}
