@@ -659,7 +659,7 @@ impl App {
             problems.push(Problem { code: "validation_failed", field: Some(field), message });
         }
         let available_after = CloudTokens(balance.available.get() - plan.cloud_tokens.get());
-        if available_after.get() < 0 && balance.available.get() > 0 {
+        if available_after.get() < 0 {
             problems.push(Problem {
                 code: "insufficient_tokens",
                 field: None,
@@ -698,17 +698,18 @@ impl App {
             fingerprint: fingerprint(body),
         });
         for _ in 0..MAX_ATTEMPTS {
-            let (facts, _) = self.facts(company).await?;
-            let mut errors = FieldErrors::new();
-            let valid = form.validate(&self.catalog).map_err(|e| errors = e).ok();
-            let embeddings = self.check_embeddings(company, form, &mut errors).await?;
-            // A retry of a request that already succeeded must answer the first result even if
-            // the company has meanwhile become ineligible or short of tokens.
+            // A retry of a request that already succeeded answers the first result, even if the
+            // company has meanwhile become ineligible, short of tokens, or the linked resource
+            // changed.
             if let Some(key) = &key {
                 if let Some(existing) = self.replayed(company, key).await? {
                     return Ok(existing);
                 }
             }
+            let (facts, _) = self.facts(company).await?;
+            let mut errors = FieldErrors::new();
+            let valid = form.validate(&self.catalog).map_err(|e| errors = e).ok();
+            let embeddings = self.check_embeddings(company, form, &mut errors).await?;
             eligibility::require(&facts).map_err(DomainError::NotEligible)?;
             let Some(valid) = valid.filter(|_| errors.is_empty()) else {
                 return Err(DomainError::Validation(errors).into());

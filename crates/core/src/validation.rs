@@ -235,9 +235,15 @@ impl ProvisionForm {
                 }
             },
         };
-        if self.cross_region_inference.is_none() {
-            bad("cross_region_inference", REQUIRED.into());
-        }
+        // Knowledge bases run no model, so the flag means nothing for them: it defaults to false.
+        let cross_region_inference = match (self.cross_region_inference, resource_type) {
+            (None, ResourceType::KnowledgeBase) => Some(false),
+            (None, _) => {
+                bad("cross_region_inference", REQUIRED.into());
+                None
+            }
+            (given, _) => given,
+        };
 
         // The model: only for text and embeddings; must exist, be of the type, be offered in the
         // region, with the matching inference mode.
@@ -345,7 +351,7 @@ impl ProvisionForm {
             Some(Ok(e)) => Some(e),
         };
 
-        match (display_name, self.environment, region, self.cross_region_inference, plan, user_name, user_email) {
+        match (display_name, self.environment, region, cross_region_inference, plan, user_name, user_email) {
             (
                 Some(display_name),
                 Some(environment),
