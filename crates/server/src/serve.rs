@@ -7,6 +7,7 @@ use genai_core::Catalog;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Options of `genai serve`.
 #[derive(Args, Debug)]
@@ -70,7 +71,14 @@ async fn open_store(db: &DatabaseArgs) -> Result<Arc<dyn Store>, String> {
             .map_err(|e| format!("cannot open {}: {e}", redact(url)))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(format!("PostgreSQL support is not built yet: {}", redact(url)));
+        let options = genai_store_postgres::PgOptions {
+            max_connections: db.db_pool_size.max(1),
+            statement_timeout: (db.db_statement_timeout > 0).then(|| Duration::from_secs(db.db_statement_timeout)),
+        };
+        let store = genai_store_postgres::PostgresStore::open(url, options)
+            .await
+            .map_err(|e| format!("cannot open {}: {e}", redact(url)))?;
+        Ok(Arc::new(store))
     } else {
         Err(format!("--database must start with sqlite:// or postgres://, not {}", redact(url)))
     }

@@ -3,7 +3,7 @@
 //! on one SQLite file serialize on SQLite's own write lock.
 
 use genai_store::{StoreError, StoreResult};
-use sqlx::SqlitePool;
+use sqlx::{Executor, SqlitePool};
 
 /// (version, name, SQL), in order. Never edit an applied one: append.
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
@@ -29,7 +29,8 @@ pub(crate) async fn run(pool: &SqlitePool) -> StoreResult<()> {
         if applied.is_some() {
             continue;
         }
-        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(backend)?;
+        // Called this way round so the future stays `Send` (usable inside `tokio::spawn`).
+        (&mut *tx).execute(sqlx::raw_sql(sql)).await.map_err(backend)?;
         sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
             .bind(version)
             .bind(name)

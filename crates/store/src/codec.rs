@@ -28,7 +28,6 @@ pub fn role(s: &str) -> StoreResult<Role> {
 
 /// The columns of a resource row, as stored (one field per column, named like it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-
 pub struct ResourceRow {
     pub id: String,
     pub company_id: String,

@@ -1,0 +1,233 @@
+//! Load generator for the control-plane benchmark.
+//!
+//! Mutating workload: `--clients` concurrent clients, each repeating the life of a resource —
+//! provision, upgrade (small → medium), schedule a downgrade, deprovision — for `--seconds`, with
+//! a unique display name per resource. Every answer is checked (a 4xx/5xx counts as an error,
+//! not as throughput). Then the listing workload: the company is filled to `--list-resources`
+//! live resources and the first page (`limit=100`) and the whole list are timed. Prints
+//! operations/s and latency percentiles. Used by `bench/control-plane.sh`; not a test.
+
+use clap::Parser;
+use serde_json::{json, Value};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Base URL(s) of the server(s); clients are spread over them round-robin.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    server: Vec<String>,
+    /// The operator token the server was started with.
+    #[arg(long, env = "GENAI_OPERATOR_TOKEN")]
+    operator: String,
+    /// Concurrent clients of the mutating workload.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Duration of the mutating workload.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Live resources to fill the listing company with (0 skips the listing workload).
+    #[arg(long, default_value_t = 10_000)]
+    list_resources: usize,
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Result<Value, String> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    }
+}
+
+async fn company(api: &Api, operator: &str, tokens: i64) -> Result<String, String> {
+    let c = api
+        .call(reqwest::Method::POST, "/api/v1/operator/companies", operator, Some(json!({"name": "Bench Co"})))
+        .await?;
+    let id = c["id"].as_str().ok_or("no company id")?.to_string();
+    api.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/operator/companies/{id}/token-grants"),
+        operator,
+        Some(json!({"tokens": tokens})),
+    )
+    .await?;
+    let email = format!("bench-{id}@example.com").to_lowercase();
+    let u = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/operator/companies/{id}/users"),
+            operator,
+            Some(json!({"name": "Bench Admin", "email": email, "role": "company_admin"})),
+        )
+        .await?;
+    let t = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/operator/users/{}/api-tokens", u["id"].as_str().unwrap_or_default()),
+            operator,
+            None,
+        )
+        .await?;
+    Ok(t["token"].as_str().ok_or("no token")?.to_string())
+}
+
+fn body(name: &str) -> Value {
+    json!({"type": "text_generation", "display_name": name, "environment": "test", "region": "eu-central-1",
+           "cross_region_inference": true, "model": "claude-sonnet-4.6", "plan": "small",
+           "user": {"name": "Bench", "email": "bench@example.com"}})
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn report(label: &str, mut lat: Vec<Duration>, elapsed: Duration) {
+    lat.sort();
+    println!(
+        "{label:<28} n={:<7} {:>8.0} ops/s   p50 {:>6.2} ms   p90 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms",
+        lat.len(),
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.9),
+        percentile(&lat, 0.99),
+        lat.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+    );
+}
+
+async fn mutating(args: &Args, apis: &[Arc<Api>]) -> Result<(), String> {
+    let token = Arc::new(company(&apis[0], &args.operator, 1_000_000_000_000).await?);
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let api = apis[c % apis.len()].clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat: [Vec<Duration>; 4] = Default::default();
+            let mut errors = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let t = Instant::now();
+                let r = match api.call(reqwest::Method::POST, "/api/v1/resources", &token, Some(body(&format!("b{c}-{n}")))).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
+                lat[0].push(t.elapsed());
+                let id = r["id"].as_str().unwrap_or_default().to_string();
+                let steps: [(String, Option<Value>); 3] = [
+                    (format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "medium"}))),
+                    (format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "small"}))),
+                    (format!("/api/v1/resources/{id}/deprovision"), None),
+                ];
+                for (i, (path, b)) in steps.into_iter().enumerate() {
+                    let t = Instant::now();
+                    match api.call(reqwest::Method::POST, &path, &token, b).await {
+                        Ok(_) => lat[i + 1].push(t.elapsed()),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all: [Vec<Duration>; 4] = Default::default();
+    let mut errors = Vec::new();
+    for t in tasks {
+        let (lat, errs) = t.await.map_err(|e| e.to_string())?;
+        for (a, l) in all.iter_mut().zip(lat) {
+            a.extend(l);
+        }
+        errors.extend(errs);
+    }
+    let elapsed = start.elapsed();
+    println!("mutating workload: {} clients, {:.1} s, {} errors", args.clients, elapsed.as_secs_f64(), errors.len());
+    if let Some(e) = errors.first() {
+        println!("  first error: {e}");
+    }
+    let names = ["provision", "upgrade", "downgrade (scheduled)", "deprovision (scheduled)"];
+    let mut total = Vec::new();
+    for (name, lat) in names.iter().zip(all) {
+        total.extend(lat.iter().copied());
+        report(name, lat, elapsed);
+    }
+    report("all mutating calls", total, elapsed);
+    Ok(())
+}
+
+async fn listing(args: &Args, api: Arc<Api>) -> Result<(), String> {
+    let token = Arc::new(company(&api, &args.operator, 1_000_000_000_000).await?);
+    let fill = Instant::now();
+    let per_client = args.list_resources.div_ceil(16);
+    let mut tasks = Vec::new();
+    for c in 0..16 {
+        let (api, token) = (api.clone(), token.clone());
+        let n = per_client.min(args.list_resources.saturating_sub(c * per_client));
+        tasks.push(tokio::spawn(async move {
+            for i in 0..n {
+                api.call(reqwest::Method::POST, "/api/v1/resources", &token, Some(body(&format!("l{c}-{i}")))).await?;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    println!("listing workload: {} resources created in {:.1} s", args.list_resources, fill.elapsed().as_secs_f64());
+    for (label, path, n) in [
+        ("first page (limit=100)", "/api/v1/resources?type=text_generation&limit=100", 200),
+        ("whole list (no limit)", "/api/v1/resources?type=text_generation", 20),
+    ] {
+        let mut lat = Vec::new();
+        let start = Instant::now();
+        let mut count = 0;
+        for _ in 0..n {
+            let t = Instant::now();
+            let page = api.call(reqwest::Method::GET, path, &token, None).await?;
+            lat.push(t.elapsed());
+            count = page["resources"].as_array().map_or(0, Vec::len);
+        }
+        report(&format!("{label} ({count} rows)"), lat, start.elapsed());
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap_or_default();
+    let apis: Vec<Arc<Api>> =
+        args.server.iter().map(|s| Arc::new(Api { http: http.clone(), base: s.trim_end_matches('/').into() })).collect();
+    if let Err(e) = mutating(&args, &apis).await {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    if args.list_resources > 0 {
+        if let Err(e) = listing(&args, apis[0].clone()).await {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
