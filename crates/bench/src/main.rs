@@ -24,6 +24,11 @@ struct Args {
     /// Concurrent clients of the mutating workload.
     #[arg(long, default_value_t = 16)]
     clients: usize,
+    /// Offered load of the mutating workload in calls/s across all clients (0 = as fast as the
+    /// server answers, a saturated closed loop). Paced latencies are measured from each call's
+    /// scheduled start, so time spent queueing behind a slow call counts (no coordinated omission).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Duration of the mutating workload.
     #[arg(long, default_value_t = 15)]
     seconds: u64,
@@ -38,7 +43,13 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Result<Value, String> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -117,6 +128,8 @@ async fn mutating(args: &Args, apis: &[Arc<Api>]) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let start = Instant::now();
     let mut tasks = Vec::new();
+    // Each client issues one call every `interval` (when paced), offset so clients interleave.
+    let interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.clients as f64 / args.rate as f64));
     for c in 0..args.clients {
         let api = apis[c % apis.len()].clone();
         let token = token.clone();
@@ -124,10 +137,24 @@ async fn mutating(args: &Args, apis: &[Arc<Api>]) -> Result<(), String> {
             let mut lat: [Vec<Duration>; 4] = Default::default();
             let mut errors = Vec::new();
             let mut n = 0u64;
+            let mut next = start + interval.map_or(Duration::ZERO, |i| i.mul_f64(c as f64 / 16.0));
+            // The instant the next call is due: now when saturating, on the schedule when paced.
+            let mut due = move || match interval {
+                None => Instant::now(),
+                Some(i) => {
+                    let t = next;
+                    next += i;
+                    t
+                }
+            };
             while Instant::now() < deadline {
                 n += 1;
-                let t = Instant::now();
-                let r = match api.call(reqwest::Method::POST, "/api/v1/resources", &token, Some(body(&format!("b{c}-{n}")))).await {
+                let t = due();
+                tokio::time::sleep_until(t.into()).await;
+                let r = match api
+                    .call(reqwest::Method::POST, "/api/v1/resources", &token, Some(body(&format!("b{c}-{n}"))))
+                    .await
+                {
                     Ok(r) => r,
                     Err(e) => {
                         errors.push(e);
@@ -142,7 +169,8 @@ async fn mutating(args: &Args, apis: &[Arc<Api>]) -> Result<(), String> {
                     (format!("/api/v1/resources/{id}/deprovision"), None),
                 ];
                 for (i, (path, b)) in steps.into_iter().enumerate() {
-                    let t = Instant::now();
+                    let t = due();
+                    tokio::time::sleep_until(t.into()).await;
                     match api.call(reqwest::Method::POST, &path, &token, b).await {
                         Ok(_) => lat[i + 1].push(t.elapsed()),
                         Err(e) => errors.push(e),
@@ -162,7 +190,13 @@ async fn mutating(args: &Args, apis: &[Arc<Api>]) -> Result<(), String> {
         errors.extend(errs);
     }
     let elapsed = start.elapsed();
-    println!("mutating workload: {} clients, {:.1} s, {} errors", args.clients, elapsed.as_secs_f64(), errors.len());
+    let offered = if args.rate > 0 { format!("{} calls/s offered", args.rate) } else { "saturated".into() };
+    println!(
+        "mutating workload: {} clients, {offered}, {:.1} s, {} errors",
+        args.clients,
+        elapsed.as_secs_f64(),
+        errors.len()
+    );
     if let Some(e) = errors.first() {
         println!("  first error: {e}");
     }
@@ -217,8 +251,11 @@ async fn listing(args: &Args, api: Arc<Api>) -> Result<(), String> {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap_or_default();
-    let apis: Vec<Arc<Api>> =
-        args.server.iter().map(|s| Arc::new(Api { http: http.clone(), base: s.trim_end_matches('/').into() })).collect();
+    let apis: Vec<Arc<Api>> = args
+        .server
+        .iter()
+        .map(|s| Arc::new(Api { http: http.clone(), base: s.trim_end_matches('/').into() }))
+        .collect();
     if let Err(e) = mutating(&args, &apis).await {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;

@@ -76,7 +76,8 @@ async fn companies_never_see_each_other() {
         let (s, body) = srv.call(method, &path, None, Some(&b)).await;
         assert_eq!((s, code(&body)), (404, "not_found"), "{path}");
     }
-    let (s, body) = srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "large"})), Some(&b)).await;
+    let (s, body) =
+        srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "large"})), Some(&b)).await;
     assert_eq!((s, code(&body)), (404, "not_found"));
     let (_, list) = srv.call("GET", "/api/v1/resources", None, Some(&b)).await;
     assert_eq!(list["resources"].as_array().unwrap().len(), 0);
@@ -147,9 +148,11 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_changes() {
     let id = r["id"].as_str().unwrap();
     let (s, b) = srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({})), Some(&admin)).await;
     assert_eq!((s, code(&b)), (422, "validation_failed"));
-    let (s, b) = srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "tiny"})), Some(&admin)).await;
+    let (s, b) =
+        srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "tiny"})), Some(&admin)).await;
     assert_eq!((s, code(&b)), (400, "invalid_request"));
-    let (s, b) = srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "small"})), Some(&admin)).await;
+    let (s, b) =
+        srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "small"})), Some(&admin)).await;
     assert_eq!((s, code(&b)), (422, "plan_unchanged"));
     // Only the one valid resource was created.
     let t = srv.ledger(&admin).await;
@@ -182,13 +185,24 @@ async fn eligibility_gates_provisioning_and_upgrades() {
     let (s, r) = srv.call("POST", "/api/v1/resources", Some(text("A", "small")), Some(&admin)).await;
     assert_eq!(s, 201);
     // 10 available, medium needs 30 more.
-    let (s, b) = srv.call("POST", &format!("/api/v1/resources/{}/plan", r["id"].as_str().unwrap()), Some(json!({"plan": "medium"})), Some(&admin)).await;
+    let (s, b) = srv
+        .call(
+            "POST",
+            &format!("/api/v1/resources/{}/plan", r["id"].as_str().unwrap()),
+            Some(json!({"plan": "medium"})),
+            Some(&admin),
+        )
+        .await;
     assert_eq!((s, code(&b)), (409, "insufficient_tokens"));
     assert_eq!(b["error"]["details"], json!({"required": 30, "available": 10}));
 
     // No enterprise subscription: the verbatim platform-account warning, and no upgrade either.
     let (s, _) = srv
-        .op("PATCH", &format!("/api/v1/operator/companies/{company}"), Some(json!({"enterprise_subscriptions": 0, "price_list": "FY20"})))
+        .op(
+            "PATCH",
+            &format!("/api/v1/operator/companies/{company}"),
+            Some(json!({"enterprise_subscriptions": 0, "price_list": "FY20"})),
+        )
         .await;
     assert_eq!(s, 200);
     let (_, e) = srv.call("GET", "/api/v1/eligibility", None, Some(&admin)).await;
@@ -209,17 +223,30 @@ async fn idempotency_keys_make_retries_safe() {
     let srv = TestServer::start(&[]);
     let (company, admin) = srv.company(100).await;
     let body = text("Once", "small");
-    let (s1, r1) = srv.call_with("POST", "/api/v1/resources", Some(body.clone()), Some(&admin), &[("Idempotency-Key", "k-1")]).await;
-    let (s2, r2) = srv.call_with("POST", "/api/v1/resources", Some(body.clone()), Some(&admin), &[("Idempotency-Key", "k-1")]).await;
+    let (s1, r1) = srv
+        .call_with("POST", "/api/v1/resources", Some(body.clone()), Some(&admin), &[("Idempotency-Key", "k-1")])
+        .await;
+    let (s2, r2) = srv
+        .call_with("POST", "/api/v1/resources", Some(body.clone()), Some(&admin), &[("Idempotency-Key", "k-1")])
+        .await;
     assert_eq!((s1, s2), (201, 201));
     assert_eq!(r1["id"], r2["id"]);
-    let (s, b) = srv.call_with("POST", "/api/v1/resources", Some(text("Other", "small")), Some(&admin), &[("Idempotency-Key", "k-1")]).await;
+    let (s, b) = srv
+        .call_with(
+            "POST",
+            "/api/v1/resources",
+            Some(text("Other", "small")),
+            Some(&admin),
+            &[("Idempotency-Key", "k-1")],
+        )
+        .await;
     assert_eq!((s, code(&b)), (409, "idempotency_conflict"));
     let t = srv.ledger(&admin).await;
     assert_eq!(t["allocated"], 30);
     // A replay is answered even after the balance ran out.
     srv.call("POST", "/api/v1/resources", Some(text("Rest", "medium")), Some(&admin)).await;
-    let (s, r3) = srv.call_with("POST", "/api/v1/resources", Some(body), Some(&admin), &[("Idempotency-Key", "k-1")]).await;
+    let (s, r3) =
+        srv.call_with("POST", "/api/v1/resources", Some(body), Some(&admin), &[("Idempotency-Key", "k-1")]).await;
     assert_eq!((s, &r3["id"]), (201, &r1["id"]));
 
     // Grants, too.
@@ -231,7 +258,8 @@ async fn idempotency_keys_make_retries_safe() {
     assert_eq!(a["transaction_id"], b["transaction_id"]);
     let t = srv.ledger(&admin).await;
     assert_eq!(t["total"], 150);
-    let (s, b) = srv.call_with("POST", &path, Some(json!({"tokens": 51})), Some(&op), &[("Idempotency-Key", "g-1")]).await;
+    let (s, b) =
+        srv.call_with("POST", &path, Some(json!({"tokens": 51})), Some(&op), &[("Idempotency-Key", "g-1")]).await;
     assert_eq!((s, code(&b)), (409, "idempotency_conflict"));
 }
 
@@ -283,7 +311,9 @@ async fn knowledge_bases_never_outlive_their_embeddings() {
     let eid = e["id"].as_str().unwrap().to_string();
     // Wrong links are refused.
     let (_, t) = srv.call("POST", "/api/v1/resources", Some(text("Txt", "small")), Some(&admin)).await;
-    let (s, b) = srv.call("POST", "/api/v1/resources", Some(knowledge_base("KB0", t["id"].as_str().unwrap())), Some(&admin)).await;
+    let (s, b) = srv
+        .call("POST", "/api/v1/resources", Some(knowledge_base("KB0", t["id"].as_str().unwrap())), Some(&admin))
+        .await;
     assert_eq!(s, 422, "{b}");
     assert!(b["error"]["details"]["fields"]["embeddings_resource_id"].is_string());
     let (s, b) = srv.call("POST", "/api/v1/resources", Some(knowledge_base("KB0", "res_nope")), Some(&admin)).await;
@@ -295,7 +325,8 @@ async fn knowledge_bases_never_outlive_their_embeddings() {
     assert_eq!((kb["model"].clone(), kb["cloud_tokens"].clone()), (Value::Null, json!(48)));
     assert_eq!(kb["usage"]["storage_quota_bytes"], 10_000_000_000i64);
     let kid = kb["id"].as_str().unwrap().to_string();
-    let (s, b) = srv.call("POST", &format!("/api/v1/resources/{kid}/plan"), Some(json!({"plan": "small"})), Some(&admin)).await;
+    let (s, b) =
+        srv.call("POST", &format!("/api/v1/resources/{kid}/plan"), Some(json!({"plan": "small"})), Some(&admin)).await;
     assert_eq!((s, code(&b)), (422, "plan_change_not_supported"));
 
     let (s, b) = srv.call("POST", &format!("/api/v1/resources/{eid}/deprovision"), None, Some(&admin)).await;
@@ -321,12 +352,16 @@ async fn knowledge_bases_never_outlive_their_embeddings() {
     let t = srv.ledger(&admin).await;
     assert_eq!((t["allocated"].as_i64(), t["pending_release"].as_i64()), (Some(30), Some(0)));
     let (_, gone) = srv.call("GET", &format!("/api/v1/resources/{eid}"), None, Some(&admin)).await;
-    assert_eq!((gone["status"].as_str(), gone["deprovisioned_at"].as_str()), (Some("deprovisioned"), Some("2026-02-20T12:00:00Z")));
+    assert_eq!(
+        (gone["status"].as_str(), gone["deprovisioned_at"].as_str()),
+        (Some("deprovisioned"), Some("2026-02-20T12:00:00Z"))
+    );
     let (s, b) = srv.call("POST", &format!("/api/v1/resources/{eid}/cancel-deprovision"), None, Some(&admin)).await;
     assert_eq!((s, code(&b)), (409, "already_deprovisioned"));
     // The releases are in the ledger at the effective instant, newest first, exactly once.
     let (_, txs) = srv.call("GET", "/api/v1/tokens/transactions", None, Some(&admin)).await;
-    let releases: Vec<&Value> = txs["transactions"].as_array().unwrap().iter().filter(|t| t["kind"] == "release").collect();
+    let releases: Vec<&Value> =
+        txs["transactions"].as_array().unwrap().iter().filter(|t| t["kind"] == "release").collect();
     assert_eq!(releases.len(), 2);
     assert!(releases.iter().all(|t| t["at"] == "2026-02-20T12:00:00Z"));
 }
@@ -346,13 +381,17 @@ async fn state_conflicts_answer_their_codes() {
     let (_, d) = srv.call("POST", &p("plan"), Some(json!({"plan": "small"})), Some(&admin)).await;
     assert_eq!(d["scheduled_downgrade"]["plan"], "small");
     let (_, u) = srv.call("POST", &p("plan"), Some(json!({"plan": "large"})), Some(&admin)).await;
-    assert_eq!((u["plan"].as_str(), u["status"].as_str(), &u["scheduled_downgrade"]), (Some("large"), Some("active"), &Value::Null));
+    assert_eq!(
+        (u["plan"].as_str(), u["status"].as_str(), &u["scheduled_downgrade"]),
+        (Some("large"), Some("active"), &Value::Null)
+    );
     assert_eq!(u["usage"]["input_quota"], 10_000_000);
     // Deprovisioning drops a scheduled downgrade; then only cancelling it is allowed.
     srv.call("POST", &p("plan"), Some(json!({"plan": "medium"})), Some(&admin)).await;
     let (_, dep) = srv.call("POST", &p("deprovision"), None, Some(&admin)).await;
     assert_eq!((dep["status"].as_str(), &dep["scheduled_downgrade"]), (Some("deprovisioning_scheduled"), &Value::Null));
-    for (action, body) in [("plan", Some(json!({"plan": "small"}))), ("cancel-downgrade", None), ("deprovision", None)] {
+    for (action, body) in [("plan", Some(json!({"plan": "small"}))), ("cancel-downgrade", None), ("deprovision", None)]
+    {
         let (s, b) = srv.call("POST", &p(action), body, Some(&admin)).await;
         assert_eq!((s, code(&b)), (409, "deprovisioning_scheduled"), "{action}");
     }
@@ -362,27 +401,40 @@ async fn state_conflicts_answer_their_codes() {
     assert_eq!((back["status"].as_str(), &back["deprovisioning_at"]), (Some("active"), &Value::Null));
     // Every change is in the audit log with before and after.
     let (_, events) = srv.call("GET", "/api/v1/audit-events", None, Some(&admin)).await;
-    let actions: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        events["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(
         actions[..6],
-        ["resource.deprovision_cancelled", "resource.deprovision_scheduled", "resource.downgrade_scheduled", "resource.upgraded", "resource.downgrade_scheduled", "resource.provisioned"]
+        [
+            "resource.deprovision_cancelled",
+            "resource.deprovision_scheduled",
+            "resource.downgrade_scheduled",
+            "resource.upgraded",
+            "resource.downgrade_scheduled",
+            "resource.provisioned"
+        ]
     );
     let upgraded = &events["events"][3];
-    assert_eq!((upgraded["details"]["before"]["plan"].as_str(), upgraded["details"]["after"]["plan"].as_str()), (Some("medium"), Some("large")));
+    assert_eq!(
+        (upgraded["details"]["before"]["plan"].as_str(), upgraded["details"]["after"]["plan"].as_str()),
+        (Some("medium"), Some("large"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn specification_previews_without_storing() {
     let srv = TestServer::start(&["--manual-clock", "2026-01-31T10:00:00Z"]);
     let (_, admin) = srv.company(100).await;
-    let (s, spec) = srv.call("POST", "/api/v1/resources/specification", Some(text("Preview", "large")), Some(&admin)).await;
+    let (s, spec) =
+        srv.call("POST", "/api/v1/resources/specification", Some(text("Preview", "large")), Some(&admin)).await;
     assert_eq!(s, 200, "{spec}");
     assert_eq!(spec["cloud_tokens"], 120);
     assert_eq!((spec["available_before"].as_i64(), spec["available_after"].as_i64()), (Some(100), Some(-20)));
     assert_eq!(spec["first_bundle_month"], json!({"start": "2026-01-31T10:00:00Z", "end": "2026-02-28T10:00:00Z"}));
     assert_eq!(spec["quota"], json!({"input_tokens": 10_000_000, "output_tokens": 5_000_000}));
     assert!(spec["problems"].as_array().unwrap().iter().any(|p| p["code"] == "insufficient_tokens"), "{spec}");
-    let (_, ok) = srv.call("POST", "/api/v1/resources/specification", Some(text("Preview", "small")), Some(&admin)).await;
+    let (_, ok) =
+        srv.call("POST", "/api/v1/resources/specification", Some(text("Preview", "small")), Some(&admin)).await;
     assert_eq!((ok["available_after"].as_i64(), ok["problems"].as_array().map(Vec::len)), (Some(70), Some(0)));
     let t = srv.ledger(&admin).await;
     assert_eq!(t["allocated"], 0);
@@ -426,7 +478,9 @@ async fn concurrent_provisionings_and_upgrades_never_overspend() {
     for id in ids {
         let (srv, admin) = (srv2.clone(), admin2.clone());
         tasks.push(tokio::spawn(async move {
-            srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "large"})), Some(&admin)).await.0
+            srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "large"})), Some(&admin))
+                .await
+                .0
         }));
     }
     let mut upgraded = 0;
@@ -472,7 +526,14 @@ async fn catalog_is_served_and_can_be_replaced() {
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[[regions]]\nid = \"r\"\nname = \"R\"\n\n[[plans]]\ntype = \"text_generation\"\nsize = \"huge\"\ncloud_tokens = 1\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_genai"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", &format!("sqlite://{}/x.db", dir.display()), "--catalog"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &format!("sqlite://{}/x.db", dir.display()),
+            "--catalog",
+        ])
         .arg(&bad)
         .output()
         .unwrap();

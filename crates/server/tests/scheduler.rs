@@ -37,7 +37,10 @@ async fn changes_that_fell_due_while_down_are_applied_at_start_up_at_their_insta
         .map(|t| (t["tokens"].as_i64().unwrap(), t["at"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(releases.len(), 2, "{releases:?}");
-    assert!(releases.contains(&(90, "2026-06-10T09:00:00Z".into())) && releases.contains(&(60, "2026-06-10T09:00:00Z".into())));
+    assert!(
+        releases.contains(&(90, "2026-06-10T09:00:00Z".into()))
+            && releases.contains(&(60, "2026-06-10T09:00:00Z".into()))
+    );
     // Applying again (a clock move, another restart) releases nothing more.
     let moved = srv.set_clock("2026-08-01T00:00:00Z").await;
     assert_eq!(moved["applied"], 0);
@@ -111,6 +114,7 @@ async fn a_boundary_on_the_31st_comes_back_to_the_31st() {
     }
     // A downgrade asked on 20 June takes effect at the end of that bundle month: 30 June.
     srv.set_clock("2026-06-20T00:00:00Z").await;
-    let (_, d) = srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "small"})), Some(&admin)).await;
+    let (_, d) =
+        srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "small"})), Some(&admin)).await;
     assert_eq!(d["scheduled_downgrade"]["effective_at"], "2026-06-30T10:00:00Z");
 }

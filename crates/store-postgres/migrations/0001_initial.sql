@@ -16,6 +16,9 @@ CREATE TABLE companies (
     enterprise_subscriptions BIGINT NOT NULL,
     tokens_total BIGINT NOT NULL DEFAULT 0 CHECK (tokens_total >= 0),
     tokens_allocated BIGINT NOT NULL DEFAULT 0 CHECK (tokens_allocated >= 0 AND tokens_allocated <= tokens_total),
+    -- What scheduled downgrades/deprovisionings will release: the sum of the live resources'
+    -- pending_release, kept here so reading a balance never scans the company's resources.
+    tokens_pending_release BIGINT NOT NULL DEFAULT 0 CHECK (tokens_pending_release >= 0 AND tokens_pending_release <= tokens_allocated),
     created_at BIGINT NOT NULL
 );
 

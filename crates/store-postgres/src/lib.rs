@@ -617,6 +617,18 @@ impl PostgresStore {
             bump_guard(&mut tx, g).await?;
         }
         let row = ResourceRow::from_resource(next);
+        // Keep the company's pending-release counter in step with the resource's (read before
+        // the resource row changes; if the version check below fails, all of this rolls back).
+        sqlx::query(
+            "UPDATE companies SET tokens_pending_release = tokens_pending_release + $1 \
+             - (SELECT pending_release FROM resources WHERE id = $2) WHERE id = $3",
+        )
+        .bind(row.pending_release)
+        .bind(&row.id)
+        .bind(&row.company_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         // The arbiter of every race on a resource (two requests, two schedulers): of all the
         // writes decided on one version, exactly one matches a row here.
         let done = sqlx::query(
@@ -684,10 +696,7 @@ impl Store for PostgresStore {
         // One statement, one snapshot: the counters and the pending releases agree.
         // SUM(BIGINT) is NUMERIC in PostgreSQL, hence the cast back.
         let row = sqlx::query(
-            "SELECT tokens_total, tokens_allocated, \
-             (SELECT COALESCE(SUM(pending_release), 0)::BIGINT FROM resources r \
-              WHERE r.company_id = c.id AND r.scheduled_at IS NOT NULL) AS pending \
-             FROM companies c WHERE id = $1",
+            "SELECT tokens_total, tokens_allocated, tokens_pending_release AS pending FROM companies WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)

@@ -324,9 +324,7 @@ impl Store for SqliteStore {
 
     async fn balance(&self, id: &CompanyId) -> StoreResult<Balance> {
         let row = sqlx::query(
-            "SELECT tokens_total, tokens_allocated, \
-             (SELECT COALESCE(SUM(pending_release), 0) FROM resources r WHERE r.company_id = c.id AND r.scheduled_at IS NOT NULL) AS pending \
-             FROM companies c WHERE id = $1",
+            "SELECT tokens_total, tokens_allocated, tokens_pending_release AS pending FROM companies WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.reader)
@@ -574,6 +572,18 @@ impl Store for SqliteStore {
             bump_guard(&mut tx, g).await?;
         }
         let row = ResourceRow::from_resource(next);
+        // Keep the company's pending-release counter in step with the resource's (read before
+        // the resource row changes; if the version check below fails, all of this rolls back).
+        sqlx::query(
+            "UPDATE companies SET tokens_pending_release = tokens_pending_release + $1 \
+             - (SELECT pending_release FROM resources WHERE id = $2) WHERE id = $3",
+        )
+        .bind(row.pending_release)
+        .bind(&row.id)
+        .bind(&row.company_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         let done = sqlx::query(
             "UPDATE resources SET plan = $3, cloud_tokens = $4, status = $5, scheduled_kind = $6, scheduled_plan = $7, \
              scheduled_cloud_tokens = $8, scheduled_at = $9, pending_release = $10, deprovisioned_at = $11, \
