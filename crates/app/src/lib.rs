@@ -18,7 +18,7 @@ pub use error::AppError;
 use genai_core::catalog::{Plan, PlanSize, ResourceType};
 use genai_core::eligibility::{self, Check, CompanyFacts};
 use genai_core::error::FieldErrors;
-use genai_core::ledger::{Balance, TransactionKind};
+use genai_core::ledger::Balance;
 use genai_core::resource::{Change, Resource, Scheduled};
 use genai_core::validation::{Email, PersonName, ProvisionForm};
 use genai_core::{calendar, BundleMonth, Catalog, CloudTokens, CompanyId, DomainError, Instant, ResourceId, UserId};
@@ -249,11 +249,6 @@ impl App {
                 "the operator token has no access to company endpoints; use a company admin's token".into(),
             )),
         }
-    }
-
-    /// Any authenticated actor (for the catalog).
-    pub fn require_any(_actor: &Actor) -> Result<(), AppError> {
-        Ok(())
     }
 
     // ---- operator -------------------------------------------------------------------------
@@ -823,49 +818,31 @@ impl App {
         Err(AppError::Internal("too many concurrent changes; try again".into()))
     }
 
-    /// Applies every scheduled change that is due now, each exactly once (a change another
-    /// instance applied first is skipped: its write finds the resource at a newer version).
-    /// Returns how many this call applied.
+    /// Applies every scheduled change that is due now, each exactly once: the store claims due
+    /// resources in batches (other instances skip what this one holds) and writes each change
+    /// only if the resource is still at the version it was decided on. Returns how many this
+    /// call applied.
     pub async fn apply_due_changes(&self) -> Result<usize, AppError> {
         let now = self.now();
+        let decide = move |r: &Resource| {
+            let change = r.take_effect(now)?;
+            let audit = AuditEvent {
+                id: self.ids.next("evt"),
+                company_id: Some(r.company_id.clone()),
+                at: change.at,
+                actor: "scheduler".into(),
+                action: change.action.into(),
+                resource_id: Some(r.id.clone()),
+                details: json!({"before": snapshot(r), "after": snapshot(&change.next)}),
+            };
+            Some(ResourceWrite { transaction_id: self.ids.next("txn"), guard: None, audit, change })
+        };
         let mut applied = 0;
-        for _round in 0..10_000 {
-            let due = self.store.due_resources(now, 200).await?;
-            if due.is_empty() {
-                break;
-            }
-            let mut progressed = false;
-            for r in due {
-                let Some(change) = r.take_effect(now) else { continue };
-                let actor = AuditEvent {
-                    id: self.ids.next("evt"),
-                    company_id: Some(r.company_id.clone()),
-                    at: change.at,
-                    actor: "scheduler".into(),
-                    action: change.action.into(),
-                    resource_id: Some(r.id.clone()),
-                    details: json!({"before": snapshot(&r), "after": snapshot(&change.next)}),
-                };
-                let write = ResourceWrite { transaction_id: self.ids.next("txn"), guard: None, audit: actor, change };
-                match self.store.apply_change(&write).await {
-                    Ok(()) => {
-                        applied += 1;
-                        progressed = true;
-                    }
-                    // Someone else (another instance, or an admin's cancel) got there first.
-                    Err(StoreError::Stale) => progressed = true,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if !progressed {
-                break;
+        loop {
+            match self.store.apply_due(now, 100, &decide).await? {
+                0 => return Ok(applied),
+                n => applied += n,
             }
         }
-        Ok(applied)
     }
-}
-
-/// Whether a transaction kind allocates (for views).
-pub fn is_allocation(kind: TransactionKind) -> bool {
-    kind == TransactionKind::Allocate
 }

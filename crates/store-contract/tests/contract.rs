@@ -205,6 +205,7 @@ contract_suite!(
     concurrent_changes_apply_once,
     concurrent_idempotent_grants_apply_once,
     concurrent_duplicate_names_one_wins,
+    concurrent_schedulers_apply_each_due_change_once,
 );
 
 /// What only the PostgreSQL adapter has to get right: several processes on one database, and
@@ -465,7 +466,7 @@ mod cases {
     use super::fixtures::*;
     use genai_core::catalog::{PlanSize, ResourceType};
     use genai_core::ledger::{Balance, TransactionKind};
-    use genai_core::resource::{Scheduled, Status};
+    use genai_core::resource::{Resource, Scheduled, Status};
     use genai_core::{CloudTokens, CompanyId, ResourceId, UserId};
     use genai_store::{ApiToken, Guard, Idempotent, ResourceQuery, Role, Store, StoreError, StoreResult, User};
     use std::sync::Arc;
@@ -1166,6 +1167,61 @@ mod cases {
         assert_eq!(deprovisioned, 1, "audited exactly once");
         assert_eq!(store.balance(&c).await.expect("balance"), Balance::new(tokens(300), tokens(0), tokens(0)));
         assert_eq!(reload(&*store, &r).await.version, scheduled.version + 1);
+        assert_books_balance(&*store, &c).await;
+    }
+
+    pub async fn concurrent_schedulers_apply_each_due_change_once(store: Arc<dyn Store>) {
+        let c = funded_company(&*store, 10_000).await;
+        let mut scheduled = Vec::new();
+        for i in 0..30 {
+            let r = text(&c, &format!("Bot {i}"), at("2025-01-10T09:00:00Z"));
+            insert(&*store, &r).await.expect("insert");
+            apply(&*store, r.deprovision(&[], at("2025-01-20T00:00:00Z")).expect("deprovision"))
+                .await
+                .expect("schedule");
+            scheduled.push(r);
+        }
+        // Not due yet: nothing is claimed.
+        let none = store.apply_due(at("2025-02-10T08:59:59Z"), 100, &|r: &Resource| {
+            r.take_effect(at("2025-02-10T08:59:59Z")).map(|ch| write(ch, None))
+        });
+        assert_eq!(none.await.expect("apply_due"), 0);
+        // Four schedulers claim in small batches at the same time, until nothing is left.
+        let now = at("2025-02-10T09:00:00Z");
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let decide = move |r: &Resource| r.take_effect(now).map(|ch| write(ch, None));
+                let mut applied = 0;
+                loop {
+                    match store.apply_due(now, 3, &decide).await {
+                        Ok(0) => return Ok(applied),
+                        Ok(n) => applied += n,
+                        // A racing claimer on SQLite may find a version moved; try again.
+                        Err(StoreError::Stale) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }));
+        }
+        let mut total = 0;
+        for task in tasks {
+            total += task.await.expect("task").expect("apply_due");
+        }
+        assert_eq!(total, 30, "every due change applied once in all");
+        let releases = store
+            .transactions(&c, 1000)
+            .await
+            .expect("transactions")
+            .iter()
+            .filter(|t| t.kind == TransactionKind::Release)
+            .count();
+        assert_eq!(releases, 30);
+        assert_eq!(store.balance(&c).await.expect("balance"), Balance::new(tokens(10_000), tokens(0), tokens(0)));
+        for r in &scheduled {
+            assert_eq!(reload(&*store, r).await.deprovisioned_at, Some(now));
+        }
         assert_books_balance(&*store, &c).await;
     }
 

@@ -32,7 +32,7 @@ use genai_core::resource::{Movement, Resource};
 use genai_core::{CloudTokens, CompanyId, Instant, ResourceId, UserId};
 use genai_store::codec::{self, millis, ResourceRow, RESOURCE_COLUMNS};
 use genai_store::{
-    ApiToken, AuditEvent, Company, Grant, Guard, IdempotencyKey, Idempotent, LedgerTransaction, NewResource,
+    ApiToken, AuditEvent, Company, DecideDue, Grant, Guard, IdempotencyKey, Idempotent, LedgerTransaction, NewResource,
     ResourceQuery, ResourceWrite, Store, StoreError, StoreResult, User,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -611,57 +611,97 @@ impl PostgresStore {
     }
 
     async fn apply_change_once(&self, w: &ResourceWrite) -> Attempt<()> {
-        let next = &w.change.next;
         let mut tx = self.pool.begin().await.map_err(db)?;
-        if let Some(g) = &w.guard {
-            bump_guard(&mut tx, g).await?;
-        }
-        let row = ResourceRow::from_resource(next);
-        // Keep the company's pending-release counter in step with the resource's (read before
-        // the resource row changes; if the version check below fails, all of this rolls back).
-        sqlx::query(
-            "UPDATE companies SET tokens_pending_release = tokens_pending_release + $1 \
-             - (SELECT pending_release FROM resources WHERE id = $2) WHERE id = $3",
-        )
-        .bind(row.pending_release)
-        .bind(&row.id)
-        .bind(&row.company_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        // The arbiter of every race on a resource (two requests, two schedulers): of all the
-        // writes decided on one version, exactly one matches a row here.
-        let done = sqlx::query(
-            "UPDATE resources SET plan = $3, cloud_tokens = $4, status = $5, scheduled_kind = $6, scheduled_plan = $7, \
-             scheduled_cloud_tokens = $8, scheduled_at = $9, pending_release = $10, deprovisioned_at = $11, \
-             display_name = $12, name_key = $13, version = version + 1 \
-             WHERE id = $1 AND version = $2",
-        )
-        .bind(&row.id)
-        .bind(row.version)
-        .bind(&row.plan)
-        .bind(row.cloud_tokens)
-        .bind(&row.status)
-        .bind(&row.scheduled_kind)
-        .bind(&row.scheduled_plan)
-        .bind(row.scheduled_cloud_tokens)
-        .bind(row.scheduled_at)
-        .bind(row.pending_release)
-        .bind(row.deprovisioned_at)
-        .bind(&row.display_name)
-        .bind(&row.name_key)
-        .execute(&mut *tx)
-        .await
-        .map_err(constraint_error)?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::Stale.into());
-        }
-        if let Some(m) = &w.change.movement {
-            move_tokens(&mut tx, &next.company_id, &next.id, m, &w.transaction_id).await?;
-        }
-        insert_audit(&mut tx, &w.audit).await?;
+        write_change(&mut tx, w).await?;
         tx.commit().await.map_err(db)
     }
+
+    async fn apply_due_once(&self, now: Instant, n: i64, decide: &DecideDue<'_>) -> Attempt<usize> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Rows another instance's scheduler holds are skipped, not waited for.
+        let rows = sqlx::query(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE scheduled_at IS NOT NULL AND scheduled_at <= $1 \
+             AND status <> 'deprovisioned' ORDER BY scheduled_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(millis(now))
+        .bind(limit(n))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut applied = 0;
+        for row in &rows {
+            let resource = resource_row(row)?;
+            if let Some(w) = decide(&resource) {
+                write_change(&mut tx, &w).await?;
+                applied += 1;
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(applied)
+    }
+}
+
+/// Writes one resource change inside the caller's transaction: guard, pending-release counter,
+/// the versioned resource update, the ledger movement and the audit event.
+async fn write_change(conn: &mut PgConnection, w: &ResourceWrite) -> Attempt<()> {
+    let next = &w.change.next;
+    if let Some(g) = &w.guard {
+        bump_guard(&mut *conn, g).await?;
+    }
+    let row = ResourceRow::from_resource(next);
+    // Read (and on PostgreSQL lock) the resource at the version the change was decided on; a
+    // concurrent writer that got there first makes this find nothing: the change is stale.
+    let old_pending: Option<i64> =
+        sqlx::query_scalar("SELECT pending_release FROM resources WHERE id = $1 AND version = $2 FOR UPDATE")
+            .bind(&row.id)
+            .bind(row.version)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+    let Some(old_pending) = old_pending else {
+        return Err(StoreError::Stale.into());
+    };
+    // Keep the company's pending-release counter in step with the resource's.
+    if row.pending_release != old_pending {
+        sqlx::query("UPDATE companies SET tokens_pending_release = tokens_pending_release + $1 WHERE id = $2")
+            .bind(row.pending_release - old_pending)
+            .bind(&row.company_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    // The arbiter of every race on a resource (two requests, two schedulers): of all the
+    // writes decided on one version, exactly one matches a row here.
+    let done = sqlx::query(
+        "UPDATE resources SET plan = $3, cloud_tokens = $4, status = $5, scheduled_kind = $6, scheduled_plan = $7, \
+         scheduled_cloud_tokens = $8, scheduled_at = $9, pending_release = $10, deprovisioned_at = $11, \
+         display_name = $12, name_key = $13, version = version + 1 \
+         WHERE id = $1 AND version = $2",
+    )
+    .bind(&row.id)
+    .bind(row.version)
+    .bind(&row.plan)
+    .bind(row.cloud_tokens)
+    .bind(&row.status)
+    .bind(&row.scheduled_kind)
+    .bind(&row.scheduled_plan)
+    .bind(row.scheduled_cloud_tokens)
+    .bind(row.scheduled_at)
+    .bind(row.pending_release)
+    .bind(row.deprovisioned_at)
+    .bind(&row.display_name)
+    .bind(&row.name_key)
+    .execute(&mut *conn)
+    .await
+    .map_err(constraint_error)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Stale.into());
+    }
+    if let Some(m) = &w.change.movement {
+        move_tokens(&mut *conn, &next.company_id, &next.id, m, &w.transaction_id).await?;
+    }
+    insert_audit(&mut *conn, &w.audit).await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -800,6 +840,10 @@ impl Store for PostgresStore {
 
     async fn apply_change(&self, write: &ResourceWrite) -> StoreResult<()> {
         with_retries("apply_change", || self.apply_change_once(write)).await
+    }
+
+    async fn apply_due(&self, now: Instant, n: i64, decide: &DecideDue<'_>) -> StoreResult<usize> {
+        with_retries("apply_due", || self.apply_due_once(now, n, decide)).await
     }
 
     async fn resource(&self, company: &CompanyId, id: &ResourceId) -> StoreResult<Option<Resource>> {

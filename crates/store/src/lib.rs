@@ -256,6 +256,9 @@ pub struct ResourceQuery {
     pub limit: Option<i64>,
 }
 
+/// Turns a due resource into the write that applies its scheduled change (`None`: not due).
+pub type DecideDue<'a> = dyn Fn(&Resource) -> Option<ResourceWrite> + Send + Sync + 'a;
+
 /// The storage port.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -315,6 +318,12 @@ pub trait Store: Send + Sync + 'static {
     async fn linked_knowledge_bases(&self, embeddings: &ResourceId) -> StoreResult<Vec<Resource>>;
     /// Live resources whose scheduled change is due at `now`, earliest first.
     async fn due_resources(&self, now: Instant, limit: i64) -> StoreResult<Vec<Resource>>;
+    /// Claims up to `limit` resources whose scheduled change is due at `now` and writes the
+    /// changes `decide` makes of them, all in one transaction. On PostgreSQL the rows are
+    /// claimed `FOR UPDATE SKIP LOCKED`, so schedulers on several instances take different rows
+    /// instead of waiting for or duplicating each other; the versioned write still guarantees
+    /// that each change is applied once. Returns how many changes were written.
+    async fn apply_due(&self, now: Instant, limit: i64, decide: &DecideDue<'_>) -> StoreResult<usize>;
     /// A company's audit events, newest first.
     async fn audit_events(&self, company: &CompanyId, limit: i64) -> StoreResult<Vec<AuditEvent>>;
 }
