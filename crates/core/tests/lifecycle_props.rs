@@ -31,6 +31,16 @@
 //! Knowledge bases are linked only to live embeddings resources of the same region that are not
 //! scheduled for deprovisioning (SPEC §5 says "an active embeddings resource"): that check lives
 //! in the application layer, and the domain relies on it.
+//!
+//! `generators_reach_the_interesting_paths` replays 100 fixed-seed sequences and fails if some
+//! path (each action succeeding, each refusal code, downgrades and deprovisionings taking effect,
+//! an embeddings resource held open by its knowledge bases, …) is reached fewer than 20 times,
+//! so a generator that stops reaching a path cannot go unnoticed.
+//!
+//! Two `#[ignore]`d tests at the end pin a suspected bug rather than current behaviour: an action
+//! taken after a scheduled change's effective instant but before the scheduler has applied it
+//! (`cancel_downgrade`, `cancel_deprovision`) undoes a change that SPEC §5 says has already taken
+//! effect. Run them with `cargo test -p genai-core --test lifecycle_props -- --ignored`.
 
 mod common;
 
@@ -969,7 +979,7 @@ impl Run {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn lifecycle_matches_the_model(start in start(), ops in prop::collection::vec(op(), 50..=200)) {
@@ -1039,5 +1049,73 @@ fn generators_reach_the_interesting_paths() {
     ];
     for key in expected {
         assert!(total.get(key).copied().unwrap_or(0) >= 20, "{key} reached fewer than 20 times: {total:#?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suspected bug: actions ignore a scheduled change that is already due
+
+/// A text generation resource on the medium plan, provisioned at `anchor`.
+fn medium_text(anchor: Instant) -> Resource {
+    let f = form(
+        ResourceType::TextGeneration,
+        "Overdue".into(),
+        ("eu-central-1", true, Some("claude-sonnet-4.6")),
+        PlanSize::Medium,
+        None,
+    );
+    let valid = f.validate(&Catalog::builtin()).unwrap_or_else(|e| panic!("{e:?}"));
+    valid.into_resource(ResourceId("res-overdue".into()), CompanyId("co-1".into()), anchor)
+}
+
+fn instant(s: &str) -> Instant {
+    genai_core::calendar::parse_instant(s).unwrap_or_else(|| panic!("bad instant {s}"))
+}
+
+/// SPEC §5: a scheduled change takes effect at its exact effective instant; after it, the
+/// resource is no longer `plan_downgrade_scheduled`, so "cancel plan downgrade" no longer
+/// applies. The domain's actions never compare the scheduled change's effective instant with
+/// `now`, so when the scheduler has not run yet (it polls; the server may have been down; the
+/// app's `act` does not apply due changes first), a downgrade that is already due can still be
+/// cancelled: the resource stays on the larger plan and the release never happens.
+#[test]
+#[ignore = "suspected bug in genai-core: cancel_downgrade accepts a downgrade whose effective instant has passed"]
+fn an_overdue_downgrade_cannot_be_cancelled() {
+    let catalog = Catalog::builtin();
+    let r = medium_text(instant("2026-02-12T08:00:00Z"));
+    let c = r.change_plan(PlanSize::Small, &catalog, instant("2026-02-20T00:00:00Z")).unwrap_or_else(|e| panic!("{e}"));
+    let r = Resource { version: 1, ..c.next };
+    assert_eq!(r.scheduled.map(Scheduled::effective_at), Some(instant("2026-03-12T08:00:00Z")));
+    // A day after the effective instant, before the scheduler has applied it.
+    let late = instant("2026-03-13T08:00:00Z");
+    assert!(r.take_effect(late).is_some(), "the downgrade is due");
+    match r.cancel_downgrade(late) {
+        Err(e) => assert_eq!(e.code(), "no_downgrade_scheduled"),
+        Ok(c) => assert_eq!(
+            (c.next.plan, c.next.cloud_tokens),
+            (PlanSize::Small, CloudTokens(30)),
+            "cancelled a downgrade that had already taken effect: still {:?} for {} tokens",
+            c.next.plan,
+            c.next.cloud_tokens
+        ),
+    }
+}
+
+/// The same for deprovisioning: once the effective instant has passed, the resource is
+/// deprovisioned (terminal) whether or not the scheduler has written it yet; cancelling must not
+/// bring it back.
+#[test]
+#[ignore = "suspected bug in genai-core: cancel_deprovision accepts a deprovisioning whose effective instant has passed"]
+fn an_overdue_deprovisioning_cannot_be_cancelled() {
+    let r = medium_text(instant("2026-02-12T08:00:00Z"));
+    let c = r.deprovision(&[], instant("2026-02-20T00:00:00Z")).unwrap_or_else(|e| panic!("{e}"));
+    let r = Resource { version: 1, ..c.next };
+    let late = instant("2026-03-12T08:00:00.001Z");
+    assert!(r.take_effect(late).is_some(), "the deprovisioning is due");
+    match r.cancel_deprovision(None, late) {
+        Err(e) => assert_eq!(e.code(), "already_deprovisioned"),
+        Ok(c) => {
+            panic!("a resource due for deprovisioning at 2026-03-12T08:00Z came back at {late}: {:?}", c.next.status)
+        }
     }
 }
