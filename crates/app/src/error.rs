@@ -27,6 +27,12 @@ pub enum AppError {
         /// Which field, allowed values, ….
         details: serde_json::Value,
     },
+    /// Too many failed logins for this account; try again later.
+    #[error("too many failed attempts; try again in {retry_after_secs} seconds")]
+    TooManyAttempts {
+        /// Seconds until the next attempt is accepted.
+        retry_after_secs: u64,
+    },
     /// An idempotency key reused with another request.
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyConflict,

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod scheduler;
+pub mod web;
 
 use auth::Actor;
 pub use clock::Clock;
@@ -43,6 +44,7 @@ pub struct App {
     clock: Clock,
     ids: IdGen,
     operator_token_hash: Option<String>,
+    throttle: web::LoginThrottle,
 }
 
 /// A new company's facts, as the operator sends them.
@@ -178,6 +180,7 @@ impl App {
             clock,
             ids: IdGen::default(),
             operator_token_hash: operator_token.filter(|t| !t.is_empty()).map(auth::token_hash),
+            throttle: web::LoginThrottle::default(),
         }
     }
 
@@ -222,15 +225,6 @@ impl App {
         match self.store.user_by_token_hash(&hash).await? {
             Some(user) => Ok(Actor::User(user)),
             None => Err(AppError::Unauthenticated),
-        }
-    }
-
-    /// Checks an email and password (the web UI's login).
-    pub async fn login(&self, email: &str, password: &str) -> Result<User, AppError> {
-        let user = self.store.user_by_email(&email.trim().to_lowercase()).await?;
-        match user {
-            Some(u) if u.password_hash.as_deref().is_some_and(|h| auth::verify_password(password, h)) => Ok(u),
-            _ => Err(AppError::Unauthenticated),
         }
     }
 
@@ -539,7 +533,7 @@ impl App {
 
     // ---- Control Center -------------------------------------------------------------------
 
-    async fn facts(&self, company: &CompanyId) -> Result<(CompanyFacts, Balance), AppError> {
+    pub(crate) async fn facts(&self, company: &CompanyId) -> Result<(CompanyFacts, Balance), AppError> {
         let c = self.store.company(company).await?.ok_or_else(|| AppError::NotFound("company".into()))?;
         let balance = self.store.balance(company).await?;
         let facts = CompanyFacts {
@@ -768,6 +762,12 @@ impl App {
             let current =
                 self.store.resource(company, id).await?.ok_or_else(|| AppError::NotFound("resource".into()))?;
             let now = self.now();
+            // A scheduled change that is due has taken effect, written or not: write it first
+            // (the scheduler may be a moment behind), then decide on the result.
+            if current.take_effect(now).is_some() {
+                self.apply_due_changes().await?;
+                continue;
+            }
             let mut guard = None;
             let change: Change = match action {
                 ResourceAction::ChangePlan(plan) => {

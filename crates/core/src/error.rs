@@ -45,6 +45,10 @@ pub enum DomainError {
     /// A plan change to the plan already in force.
     #[error("the resource is already on the {0} plan")]
     PlanUnchanged(String),
+    /// The resource's scheduled change is due but not yet written; apply it, then decide again.
+    /// (The application layer does that itself, so clients should never see this.)
+    #[error("the resource's scheduled change has just taken effect; please try again")]
+    ScheduledChangeDue,
     /// Knowledge bases have a single plan.
     #[error("knowledge bases have a single plan (standard); their plan cannot be changed")]
     PlanChangeNotSupported,
@@ -72,6 +76,7 @@ impl DomainError {
             DomainError::EmbeddingsInUse(_) => "embeddings_in_use",
             DomainError::PlanUnchanged(_) => "plan_unchanged",
             DomainError::PlanChangeNotSupported => "plan_change_not_supported",
+            DomainError::ScheduledChangeDue => "scheduled_change_due",
         }
     }
 

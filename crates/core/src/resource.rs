@@ -232,7 +232,18 @@ impl Resource {
             .ok_or_else(|| DomainError::field("created_at", "the bundle month cannot be computed"))
     }
 
-    fn must_be_changeable(&self) -> Result<(), DomainError> {
+    /// Refuses to decide on a resource whose scheduled change is already due: that change has
+    /// taken effect (SPEC §5) even if the scheduler has not written it yet, so the caller must
+    /// apply it first and decide on the result.
+    fn must_be_settled(&self, now: Instant) -> Result<(), DomainError> {
+        match self.scheduled {
+            Some(s) if self.is_live() && s.effective_at() <= now => Err(DomainError::ScheduledChangeDue),
+            _ => Ok(()),
+        }
+    }
+
+    fn must_be_changeable(&self, now: Instant) -> Result<(), DomainError> {
+        self.must_be_settled(now)?;
         match (self.status, self.scheduled) {
             (Status::Deprovisioned, _) => Err(DomainError::AlreadyDeprovisioned),
             (Status::DeprovisioningScheduled, s) => Err(DomainError::DeprovisioningScheduled(
@@ -253,7 +264,7 @@ impl Resource {
     /// is scheduled for the next boundary and releases nothing yet. Tokens are checked by the
     /// store when the allocation is written, not here.
     pub fn change_plan(&self, target: PlanSize, catalog: &Catalog, now: Instant) -> Result<Change, DomainError> {
-        self.must_be_changeable()?;
+        self.must_be_changeable(now)?;
         if self.resource_type == ResourceType::KnowledgeBase {
             return Err(DomainError::PlanChangeNotSupported);
         }
@@ -287,7 +298,7 @@ impl Resource {
 
     /// Drops a scheduled downgrade; the plan stays as it is.
     pub fn cancel_downgrade(&self, now: Instant) -> Result<Change, DomainError> {
-        self.must_be_changeable()?;
+        self.must_be_changeable(now)?;
         if !matches!(self.scheduled, Some(Scheduled::Downgrade { .. })) {
             return Err(DomainError::NoDowngradeScheduled);
         }
@@ -299,7 +310,7 @@ impl Resource {
     /// itself be scheduled for deprovisioning, and this resource then goes no earlier than the
     /// last of them, so a knowledge base never outlives its embeddings.
     pub fn deprovision(&self, linked: &[Resource], now: Instant) -> Result<Change, DomainError> {
-        self.must_be_changeable()?;
+        self.must_be_changeable(now)?;
         let in_use: Vec<(String, String)> = linked
             .iter()
             .filter(|kb| kb.is_live() && !matches!(kb.scheduled, Some(Scheduled::Deprovision { .. })))
@@ -328,6 +339,7 @@ impl Resource {
         if self.status == Status::Deprovisioned {
             return Err(DomainError::AlreadyDeprovisioned);
         }
+        self.must_be_settled(now)?;
         if !matches!(self.scheduled, Some(Scheduled::Deprovision { .. })) {
             return Err(DomainError::NoDeprovisioningScheduled);
         }

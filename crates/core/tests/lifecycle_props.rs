@@ -37,10 +37,10 @@
 //! an embeddings resource held open by its knowledge bases, …) is reached fewer than 20 times,
 //! so a generator that stops reaching a path cannot go unnoticed.
 //!
-//! Two `#[ignore]`d tests at the end pin a suspected bug rather than current behaviour: an action
-//! taken after a scheduled change's effective instant but before the scheduler has applied it
-//! (`cancel_downgrade`, `cancel_deprovision`) undoes a change that SPEC §5 says has already taken
-//! effect. Run them with `cargo test -p genai-core --test lifecycle_props -- --ignored`.
+//! Two tests at the end pin a bug these properties found: an action taken after a scheduled
+//! change's effective instant but before the scheduler had applied it (`cancel_downgrade`,
+//! `cancel_deprovision`) used to undo a change that SPEC §5 says has already taken effect. The
+//! domain now refuses (`scheduled_change_due`) and the application applies due changes first.
 
 mod common;
 
@@ -1053,7 +1053,7 @@ fn generators_reach_the_interesting_paths() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Suspected bug: actions ignore a scheduled change that is already due
+// Found bug (fixed): actions ignored a scheduled change that was already due
 
 /// A text generation resource on the medium plan, provisioned at `anchor`.
 fn medium_text(anchor: Instant) -> Resource {
@@ -1074,12 +1074,10 @@ fn instant(s: &str) -> Instant {
 
 /// SPEC §5: a scheduled change takes effect at its exact effective instant; after it, the
 /// resource is no longer `plan_downgrade_scheduled`, so "cancel plan downgrade" no longer
-/// applies. The domain's actions never compare the scheduled change's effective instant with
-/// `now`, so when the scheduler has not run yet (it polls; the server may have been down; the
-/// app's `act` does not apply due changes first), a downgrade that is already due can still be
-/// cancelled: the resource stays on the larger plan and the release never happens.
+/// applies, and neither does any other decision taken on the pre-downgrade state. Before the
+/// fix, when the scheduler had not run yet, a due downgrade could still be cancelled: the
+/// resource stayed on the larger plan and the release never happened.
 #[test]
-#[ignore = "suspected bug in genai-core: cancel_downgrade accepts a downgrade whose effective instant has passed"]
 fn an_overdue_downgrade_cannot_be_cancelled() {
     let catalog = Catalog::builtin();
     let r = medium_text(instant("2026-02-12T08:00:00Z"));
@@ -1089,8 +1087,14 @@ fn an_overdue_downgrade_cannot_be_cancelled() {
     // A day after the effective instant, before the scheduler has applied it.
     let late = instant("2026-03-13T08:00:00Z");
     assert!(r.take_effect(late).is_some(), "the downgrade is due");
+    for refused in [
+        r.change_plan(PlanSize::Large, &catalog, late).err(),
+        r.deprovision(&[], late).err(),
+    ] {
+        assert_eq!(refused.map(|e| e.code()), Some("scheduled_change_due"));
+    }
     match r.cancel_downgrade(late) {
-        Err(e) => assert_eq!(e.code(), "no_downgrade_scheduled"),
+        Err(e) => assert!(["no_downgrade_scheduled", "scheduled_change_due"].contains(&e.code()), "{e}"),
         Ok(c) => assert_eq!(
             (c.next.plan, c.next.cloud_tokens),
             (PlanSize::Small, CloudTokens(30)),
@@ -1105,7 +1109,6 @@ fn an_overdue_downgrade_cannot_be_cancelled() {
 /// deprovisioned (terminal) whether or not the scheduler has written it yet; cancelling must not
 /// bring it back.
 #[test]
-#[ignore = "suspected bug in genai-core: cancel_deprovision accepts a deprovisioning whose effective instant has passed"]
 fn an_overdue_deprovisioning_cannot_be_cancelled() {
     let r = medium_text(instant("2026-02-12T08:00:00Z"));
     let c = r.deprovision(&[], instant("2026-02-20T00:00:00Z")).unwrap_or_else(|e| panic!("{e}"));
@@ -1113,7 +1116,7 @@ fn an_overdue_deprovisioning_cannot_be_cancelled() {
     let late = instant("2026-03-12T08:00:00.001Z");
     assert!(r.take_effect(late).is_some(), "the deprovisioning is due");
     match r.cancel_deprovision(None, late) {
-        Err(e) => assert_eq!(e.code(), "already_deprovisioned"),
+        Err(e) => assert!(["already_deprovisioned", "scheduled_change_due"].contains(&e.code()), "{e}"),
         Ok(c) => {
             panic!("a resource due for deprovisioning at 2026-03-12T08:00Z came back at {late}: {:?}", c.next.status)
         }

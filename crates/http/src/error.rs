@@ -72,7 +72,8 @@ impl ApiError {
                     DomainError::DeprovisioningScheduled(_)
                     | DomainError::NoDowngradeScheduled
                     | DomainError::NoDeprovisioningScheduled
-                    | DomainError::AlreadyDeprovisioned => (StatusCode::CONFLICT, json!({})),
+                    | DomainError::AlreadyDeprovisioned
+                    | DomainError::ScheduledChangeDue => (StatusCode::CONFLICT, json!({})),
                 };
                 let message = match d {
                     DomainError::Validation(fields) => {
@@ -94,6 +95,12 @@ impl ApiError {
             AppError::InvalidRequest { details, .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_request", msg, details.clone())
             }
+            AppError::TooManyAttempts { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                msg,
+                json!({"retry_after_seconds": retry_after_secs}),
+            ),
             AppError::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict", msg, json!({})),
             AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

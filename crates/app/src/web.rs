@@ -1,0 +1,239 @@
+//! What the web UI needs beyond the REST use cases: logging in (with a slowdown after failed
+//! attempts), sessions, CSRF tokens, and previews of plan changes and deprovisioning so the UI
+//! can show the Resource Specification before anything is changed. The previews run the same
+//! domain functions as the real actions, so what the page promises is what the action does.
+
+use crate::auth::{self, Actor};
+use crate::{App, AppError};
+use genai_core::catalog::{Plan, PlanSize};
+use genai_core::eligibility;
+use genai_core::ledger::TransactionKind;
+use genai_core::resource::{Resource, Scheduled};
+use genai_core::{CloudTokens, DomainError, Instant, ResourceId};
+use genai_store::{Role, Session};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant as MonoInstant};
+
+/// How long a web session lasts.
+pub const SESSION_LIFETIME: chrono::Duration = chrono::Duration::hours(12);
+/// Failed logins for one email before it is locked for a while.
+pub const FREE_ATTEMPTS: u32 = 5;
+/// The first lock; it doubles with every further failure, up to [`MAX_LOCK`].
+pub const FIRST_LOCK: Duration = Duration::from_secs(30);
+/// The longest lock.
+pub const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
+
+/// Failed-login bookkeeping, per email, in this process. (Several instances each keep their
+/// own: an attacker spreading guesses over N instances gets N times the attempts.)
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<String, (u32, Option<MonoInstant>)>>,
+}
+
+impl LoginThrottle {
+    fn locked_for(&self, email: &str) -> Option<Duration> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let until = map.get(email)?.1?;
+        until.checked_duration_since(MonoInstant::now())
+    }
+
+    fn failed(&self, email: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(email.to_string()).or_insert((0, None));
+        entry.0 += 1;
+        if entry.0 >= FREE_ATTEMPTS {
+            let doublings = (entry.0 - FREE_ATTEMPTS).min(10);
+            let lock = FIRST_LOCK.saturating_mul(1 << doublings).min(MAX_LOCK);
+            entry.1 = Some(MonoInstant::now() + lock);
+        }
+    }
+
+    fn succeeded(&self, email: &str) {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(email);
+    }
+}
+
+/// A hash to verify against when the email is unknown, so that a login for an unknown email
+/// takes as long as one with a wrong password (no account enumeration by timing).
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| auth::hash_password("decoy password for unknown accounts").unwrap_or_default())
+}
+
+/// A plan change as the Adjust Plan Size page shows it.
+#[derive(Debug, Clone)]
+pub struct PlanPreview {
+    /// The resource now.
+    pub resource: Resource,
+    /// The plan asked for.
+    pub target: PlanSize,
+    /// The catalog's current and new plan.
+    pub current_plan: Option<Plan>,
+    /// The new plan.
+    pub new_plan: Option<Plan>,
+    /// `upgrade` (now) or `downgrade` (at `effective_at`), or why it cannot be done.
+    pub outcome: Result<PlanChangeKind, DomainError>,
+    /// New cost minus current cost (negative for downgrades).
+    pub cost_difference: i64,
+    /// Available tokens now.
+    pub available_before: CloudTokens,
+    /// Available right after the change (a downgrade releases only at `effective_at`).
+    pub available_after: CloudTokens,
+    /// When the change takes effect.
+    pub effective_at: Instant,
+}
+
+/// Which way a plan changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanChangeKind {
+    /// Larger plan, now.
+    Upgrade,
+    /// Smaller plan, at the next boundary.
+    Downgrade,
+}
+
+impl App {
+    /// Checks email and password, slowing down repeated failures, and starts a session.
+    /// Returns the user and the session secret for the cookie.
+    pub async fn log_in(&self, email: &str, password: &str) -> Result<(genai_store::User, String), AppError> {
+        let email = email.trim().to_lowercase();
+        if let Some(wait) = self.throttle.locked_for(&email) {
+            return Err(AppError::TooManyAttempts { retry_after_secs: wait.as_secs().max(1) });
+        }
+        let user = self.store.user_by_email(&email).await?;
+        let ok = match &user {
+            Some(u) => u.password_hash.as_deref().is_some_and(|h| auth::verify_password(password, h)),
+            None => {
+                let _ = auth::verify_password(password, decoy_hash());
+                false
+            }
+        };
+        let Some(user) = user.filter(|_| ok) else {
+            self.throttle.failed(&email);
+            return Err(AppError::Unauthenticated);
+        };
+        self.throttle.succeeded(&email);
+        let secret = auth::new_token_secret();
+        let now = self.now();
+        // Sessions expire by the wall clock even under a manual clock: they are about people.
+        let wall = chrono::Utc::now();
+        self.store
+            .create_session(&Session {
+                id_hash: auth::token_hash(&secret),
+                user_id: user.id.clone(),
+                created_at: now,
+                expires_at: wall + SESSION_LIFETIME,
+            })
+            .await?;
+        Ok((user, secret))
+    }
+
+    /// The actor of a session cookie.
+    pub async fn session_actor(&self, secret: &str) -> Result<Actor, AppError> {
+        match self.store.session_user(&auth::token_hash(secret), chrono::Utc::now()).await? {
+            Some(u) => Ok(Actor::User(u)),
+            None => Err(AppError::Unauthenticated),
+        }
+    }
+
+    /// Ends a session.
+    pub async fn log_out(&self, secret: &str) -> Result<(), AppError> {
+        Ok(self.store.delete_session(&auth::token_hash(secret)).await?)
+    }
+
+    /// The CSRF token of a session: derived from its secret, which only the session's HttpOnly
+    /// cookie carries, so a page of another site can neither read nor compute it.
+    pub fn csrf_token(secret: &str) -> String {
+        auth::token_hash(&format!("csrf:{secret}"))
+    }
+
+    /// Whether a submitted CSRF token belongs to the session.
+    pub fn csrf_ok(secret: &str, submitted: &str) -> bool {
+        auth::constant_time_eq(Self::csrf_token(secret).as_bytes(), submitted.as_bytes())
+    }
+
+    /// What changing a resource's plan to `target` would do, without doing it.
+    pub async fn preview_plan_change(
+        &self,
+        actor: &Actor,
+        id: &ResourceId,
+        target: PlanSize,
+    ) -> Result<PlanPreview, AppError> {
+        let resource = self.resource(actor, id).await?;
+        let (facts, balance) = self.facts(&resource.company_id).await?;
+        let now = self.now();
+        let current_plan = self.catalog.plan(resource.resource_type, resource.plan).cloned();
+        let new_plan = self.catalog.plan(resource.resource_type, target).cloned();
+        let new_cost = new_plan.as_ref().map_or(resource.cloud_tokens.get(), |p| p.cloud_tokens.get());
+        let cost_difference = new_cost - resource.cloud_tokens.get();
+        let decided = resource.change_plan(target, &self.catalog, now);
+        let (outcome, available_after, effective_at) = match decided {
+            Ok(change) => match (change.movement, change.next.scheduled) {
+                (Some(m), _) if m.kind == TransactionKind::Allocate => {
+                    let after = CloudTokens(balance.available.get() - m.tokens.get());
+                    let outcome = if let Err(checks) = eligibility::require(&facts) {
+                        Err(DomainError::NotEligible(checks))
+                    } else if after.get() < 0 {
+                        Err(DomainError::InsufficientTokens { required: m.tokens, available: balance.available })
+                    } else {
+                        Ok(PlanChangeKind::Upgrade)
+                    };
+                    (outcome, after, now)
+                }
+                (_, Some(Scheduled::Downgrade { effective_at, .. })) => {
+                    (Ok(PlanChangeKind::Downgrade), balance.available, effective_at)
+                }
+                _ => (Ok(PlanChangeKind::Downgrade), balance.available, now),
+            },
+            Err(e) => (Err(e), balance.available, now),
+        };
+        Ok(PlanPreview {
+            resource,
+            target,
+            current_plan,
+            new_plan,
+            outcome,
+            cost_difference,
+            available_before: balance.available,
+            available_after,
+            effective_at,
+        })
+    }
+
+    /// When deprovisioning a resource would take effect, or why it cannot be deprovisioned.
+    pub async fn preview_deprovision(
+        &self,
+        actor: &Actor,
+        id: &ResourceId,
+    ) -> Result<(Resource, Result<Instant, DomainError>), AppError> {
+        let resource = self.resource(actor, id).await?;
+        let linked = if resource.resource_type == genai_core::catalog::ResourceType::EmbeddingsGeneration {
+            self.store.linked_knowledge_bases(&resource.id).await?
+        } else {
+            Vec::new()
+        };
+        let when = resource
+            .deprovision(&linked, self.now())
+            .map(|c| c.next.scheduled.map_or(self.now(), Scheduled::effective_at));
+        Ok((resource, when))
+    }
+
+    /// A resource for its Portal page: company admins see their company's; a member sees the
+    /// resources whose team they are on (for now: the ones created for them).
+    pub async fn portal_resource(&self, actor: &Actor, id: &ResourceId) -> Result<Resource, AppError> {
+        let Actor::User(user) = actor else {
+            return Err(AppError::Forbidden("the operator has no Portal".into()));
+        };
+        let r = self
+            .store
+            .resource(&user.company_id, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("resource".into()))?;
+        if user.role == Role::CompanyAdmin || r.created_for.email == user.email {
+            Ok(r)
+        } else {
+            Err(AppError::NotFound("resource".into()))
+        }
+    }
+}
