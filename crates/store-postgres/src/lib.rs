@@ -33,7 +33,7 @@ use genai_core::{CloudTokens, CompanyId, Instant, ResourceId, UserId};
 use genai_store::codec::{self, millis, ResourceRow, RESOURCE_COLUMNS};
 use genai_store::{
     ApiToken, AuditEvent, Company, DecideDue, Grant, Guard, IdempotencyKey, Idempotent, LedgerTransaction, NewResource,
-    ResourceQuery, ResourceWrite, Store, StoreError, StoreResult, User,
+    ResourceQuery, ResourceWrite, Session, Store, StoreError, StoreResult, User,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
@@ -806,6 +806,35 @@ impl Store for PostgresStore {
         .await
         .map_err(backend)?;
         row.as_ref().map(user_row).transpose()
+    }
+
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(&session.id_hash)
+            .bind(session.user_id.as_str())
+            .bind(millis(session.created_at))
+            .bind(millis(session.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn session_user(&self, id_hash: &str, now: Instant) -> StoreResult<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(millis(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(user_row).transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await.map_err(backend)?;
+        Ok(())
     }
 
     async fn idempotent_result(&self, key: &IdempotencyKey) -> StoreResult<Option<String>> {

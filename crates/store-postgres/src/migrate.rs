@@ -10,7 +10,10 @@ use genai_store::{StoreError, StoreResult};
 use sqlx::{Executor, PgPool};
 
 /// (version, name, SQL), in order. Never edit an applied one: append.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "sessions", include_str!("../migrations/0002_sessions.sql")),
+];
 
 /// The advisory-lock key every instance of this application takes while migrating ("genaimig"
 /// in ASCII), so that unrelated users of advisory locks in the same database are not blocked.

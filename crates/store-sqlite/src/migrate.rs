@@ -6,7 +6,10 @@ use genai_store::{StoreError, StoreResult};
 use sqlx::{Executor, SqlitePool};
 
 /// (version, name, SQL), in order. Never edit an applied one: append.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "sessions", include_str!("../migrations/0002_sessions.sql")),
+];
 
 fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(format!("migration: {e}"))

@@ -125,6 +125,19 @@ pub struct ApiToken {
     pub created_at: Instant,
 }
 
+/// A web UI session: the SHA-256 of the secret in the browser's cookie, and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Hex SHA-256 of the session secret.
+    pub id_hash: String,
+    /// The user logged in.
+    pub user_id: UserId,
+    /// When it started.
+    pub created_at: Instant,
+    /// When it stops being accepted.
+    pub expires_at: Instant,
+}
+
 /// One ledger transaction (double entry: `tokens` move from `debit_account` to `credit_account`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerTransaction {
@@ -295,6 +308,12 @@ pub trait Store: Send + Sync + 'static {
     /// The user an API token hash belongs to, unless revoked.
     async fn user_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<User>>;
 
+    /// Stores a new web session.
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    /// The user of an unexpired session.
+    async fn session_user(&self, id_hash: &str, now: Instant) -> StoreResult<Option<User>>;
+    /// Ends a session (logout).
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
     /// What an idempotency key produced before: the result id, `None` when the key is new,
     /// `IdempotencyConflict` when it was used with another request.
     async fn idempotent_result(&self, key: &IdempotencyKey) -> StoreResult<Option<String>>;
