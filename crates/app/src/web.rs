@@ -225,15 +225,22 @@ impl App {
         let Actor::User(user) = actor else {
             return Err(AppError::Forbidden("the operator has no Portal".into()));
         };
-        let r = self
-            .store
-            .resource(&user.company_id, id)
-            .await?
-            .ok_or_else(|| AppError::NotFound("resource".into()))?;
+        let r =
+            self.store.resource(&user.company_id, id).await?.ok_or_else(|| AppError::NotFound("resource".into()))?;
         if user.role == Role::CompanyAdmin || r.created_for.email == user.email {
             Ok(r)
         } else {
             Err(AppError::NotFound("resource".into()))
         }
+    }
+}
+
+impl App {
+    /// The caller's own company (any logged-in user), for the page header.
+    pub async fn my_company(&self, actor: &Actor) -> Result<genai_store::Company, AppError> {
+        let Actor::User(user) = actor else {
+            return Err(AppError::Forbidden("the operator belongs to no company".into()));
+        };
+        self.store.company(&user.company_id).await?.ok_or_else(|| AppError::NotFound("company".into()))
     }
 }

@@ -1087,10 +1087,7 @@ fn an_overdue_downgrade_cannot_be_cancelled() {
     // A day after the effective instant, before the scheduler has applied it.
     let late = instant("2026-03-13T08:00:00Z");
     assert!(r.take_effect(late).is_some(), "the downgrade is due");
-    for refused in [
-        r.change_plan(PlanSize::Large, &catalog, late).err(),
-        r.deprovision(&[], late).err(),
-    ] {
+    for refused in [r.change_plan(PlanSize::Large, &catalog, late).err(), r.deprovision(&[], late).err()] {
         assert_eq!(refused.map(|e| e.code()), Some("scheduled_change_due"));
     }
     match r.cancel_downgrade(late) {

@@ -1,11 +1,13 @@
 //! The HTTP surface: the Control Center and Operator REST APIs of `API.md`, the OpenAPI
-//! document generated from these handlers, and an API browser served from vendored assets.
+//! document generated from these handlers, an API browser served from vendored assets, and the
+//! server-rendered Control Center web UI ([`web`]).
 
 pub mod api;
 pub mod body;
 pub mod docs;
 pub mod dto;
 pub mod error;
+pub mod web;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -63,6 +65,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/resources/{id}/deprovision", post(deprovision_resource))
         .route("/api/v1/resources/{id}/cancel-deprovision", post(cancel_deprovision))
         .route("/api/v1/audit-events", get(list_audit_events))
+        .merge(web::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state)

@@ -86,7 +86,15 @@ async fn open_store(db: &DatabaseArgs) -> Result<Arc<dyn Store>, String> {
 
 fn init_logging() {
     let level = std::env::var("GENAI_LOG").ok().and_then(|l| l.parse().ok()).unwrap_or(tracing::Level::INFO);
-    let _ = tracing_subscriber::fmt().with_max_level(level).with_target(false).try_init();
+    // Logs go to stderr (stdout carries what `serve` prints for people and scripts), coloured
+    // only on a terminal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// `genai migrate`.

@@ -562,7 +562,11 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.writer).await.map_err(backend)?;
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 

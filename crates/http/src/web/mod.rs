@@ -1,0 +1,899 @@
+//! The Control Center web UI: server-rendered pages (askama) made smoother by vendored htmx.
+//!
+//! Every form works without JavaScript; htmx only swaps in partials (the live Resource
+//! Specification, the model list filtered by region and inference mode, the deprovision dialog).
+//! The pages call the same use cases as the REST API, so no rule lives here.
+//!
+//! Security: a session is a random secret in an HttpOnly, SameSite=Lax cookie (`Secure` when
+//! the request came over HTTPS, as told by `X-Forwarded-Proto`); only its hash is stored.
+//! Every state-changing form carries a CSRF token derived from the session secret and is
+//! refused without it; the login form uses a double-submit cookie. Pages are sent with a
+//! Content-Security-Policy that allows scripts and styles from this origin only.
+
+pub mod views;
+
+use crate::AppState;
+use askama::Template;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use genai_app::auth::Actor;
+use genai_app::{App, AppError, ResourceAction, ResourceQuery, User};
+use genai_core::calendar::format_instant;
+use genai_core::catalog::{PlanSize, ResourceType};
+use genai_core::resource::{Environment, Status};
+use genai_core::validation::ProvisionForm;
+use genai_core::{CompanyId, DomainError, ResourceId};
+use std::collections::HashMap;
+use views::*;
+
+const SESSION_COOKIE: &str = "genai_session";
+const LOGIN_CSRF_COOKIE: &str = "genai_login_csrf";
+
+type Fields = HashMap<String, String>;
+
+/// The routes of the web UI.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/resources", get(overview))
+        .route("/resources/new", get(provision_page).post(provision))
+        .route("/resources/new/specification", get(provision_specification))
+        .route("/resources/new/models", get(model_list))
+        .route("/resources/{id}/plan", get(plan_page).post(change_plan))
+        .route("/resources/{id}/plan/specification", get(plan_specification))
+        .route("/resources/{id}/deprovision", get(deprovision_page).post(deprovision))
+        .route("/resources/{id}/cancel-downgrade", post(cancel_downgrade))
+        .route("/resources/{id}/cancel-deprovision", post(cancel_deprovision))
+        .route("/transactions", get(transactions))
+        .route("/audit", get(audit))
+        .route("/portal/resources/{id}", get(portal))
+        .route("/static/{file}", get(static_file))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    res
+}
+
+// ---- plumbing ---------------------------------------------------------------------------
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn is_https(headers: &HeaderMap) -> bool {
+    headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, same_site: &str, https: bool) -> HeaderValue {
+    let secure = if https { "; Secure" } else { "" };
+    let v = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}");
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+}
+
+fn html<T: Template>(status: StatusCode, page: &T) -> Response {
+    match page.render() {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// The logged-in user of a page (from the session cookie).
+pub struct WebUser {
+    actor: Actor,
+    user: User,
+    secret: String,
+}
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let to_login = || {
+            let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/resources");
+            let next = if parts.method == axum::http::Method::GET { next } else { "/resources" };
+            see_other(&format!("/login?next={}", urlencode(next)))
+        };
+        let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(to_login()) };
+        match state.app.session_actor(&secret).await {
+            Ok(actor @ Actor::User(_)) => {
+                let Actor::User(user) = &actor else { return Err(to_login()) };
+                let user = user.clone();
+                Ok(WebUser { actor, user, secret })
+            }
+            Ok(Actor::Operator) | Err(AppError::Unauthenticated) => Err(to_login()),
+            Err(e) => Err(error_page(&Chrome::default(), e)),
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl WebUser {
+    fn is_admin(&self) -> bool {
+        self.actor.is_company_admin()
+    }
+
+    fn csrf(&self) -> String {
+        App::csrf_token(&self.secret)
+    }
+
+    fn check_csrf(&self, form: &Fields) -> Result<(), Response> {
+        let submitted = form.get("csrf_token").map(String::as_str).unwrap_or("");
+        if App::csrf_ok(&self.secret, submitted) {
+            Ok(())
+        } else {
+            let chrome = Chrome { title: "Form expired".into(), ..Chrome::default() };
+            Err(html(
+                StatusCode::FORBIDDEN,
+                &MessagePage {
+                    chrome,
+                    heading: "This form has expired".into(),
+                    text: "The form was not sent from this session, so nothing was changed. Go back, reload the page and try again.".into(),
+                    link: Some(("/resources".into(), "Back to GenAI Resources".into())),
+                },
+            ))
+        }
+    }
+}
+
+async fn chrome(state: &AppState, who: &WebUser, title: &str, nav: &'static str, flash: Option<String>) -> Chrome {
+    let company = state.app.my_company(&who.actor).await.map(|c| c.name).unwrap_or_default();
+    let balance = if who.is_admin() { state.app.balance(&who.actor).await.ok().map(Into::into) } else { None };
+    Chrome {
+        title: title.into(),
+        signed_in: true,
+        is_admin: who.is_admin(),
+        user_email: who.user.email.clone(),
+        company,
+        balance,
+        csrf: who.csrf(),
+        nav,
+        flash,
+    }
+}
+
+fn error_page(chrome: &Chrome, e: AppError) -> Response {
+    let (status, heading, text) = match &e {
+        AppError::NotFound(_) => {
+            (StatusCode::NOT_FOUND, "Not found", "There is no such resource in your company.".to_string())
+        }
+        AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m.clone()),
+        AppError::Internal(detail) => {
+            tracing::error!(error = %detail, "internal error");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "It was logged. Please try again.".to_string())
+        }
+        other => (StatusCode::CONFLICT, "That did not work", other.to_string()),
+    };
+    html(
+        status,
+        &MessagePage {
+            chrome: Chrome { title: heading.into(), ..chrome.clone() },
+            heading: heading.into(),
+            text,
+            link: Some(("/resources".into(), "Back to GenAI Resources".into())),
+        },
+    )
+}
+
+/// Members get a clear page instead of the Control Center.
+async fn require_admin(state: &AppState, who: &WebUser) -> Result<(), Response> {
+    if who.is_admin() {
+        return Ok(());
+    }
+    let chrome = chrome(state, who, "Only company admins", "", None).await;
+    Err(html(
+        StatusCode::FORBIDDEN,
+        &MessagePage {
+            chrome,
+            heading: "Only company admins can use the Control Center".into(),
+            text: format!(
+                "You are logged in as {}, a member of {}. Ask a company admin of your company to provision or change GenAI resources; the resources whose team you are on are in the GenAI Portal.",
+                who.user.email,
+                state.app.my_company(&who.actor).await.map(|c| c.name).unwrap_or_default()
+            ),
+            link: None,
+        },
+    ))
+}
+
+fn flash_text(code: Option<&String>) -> Option<String> {
+    Some(
+        match code?.as_str() {
+            "provisioned" => "The resource was provisioned.",
+            "upgraded" => "The plan was upgraded; the larger quota applies now.",
+            "downgrade_scheduled" => "The downgrade is scheduled for the start of the next bundle month.",
+            "downgrade_cancelled" => "The scheduled downgrade was cancelled.",
+            "deprovision_scheduled" => "Deprovisioning is scheduled for the end of the bundle month.",
+            "deprovision_cancelled" => "The scheduled deprovisioning was cancelled.",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+fn type_of(q: &Fields) -> ResourceType {
+    q.get("type").and_then(|t| ResourceType::parse(t)).unwrap_or(ResourceType::TextGeneration)
+}
+
+// ---- login ------------------------------------------------------------------------------
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match cookie(&headers, SESSION_COOKIE) {
+        Some(secret) if state.app.session_actor(&secret).await.is_ok() => see_other("/resources"),
+        _ => see_other("/login"),
+    }
+}
+
+fn safe_next(next: Option<&String>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.clone(),
+        _ => "/resources".into(),
+    }
+}
+
+fn login_form(status: StatusCode, https: bool, error: Option<String>, next: String, email: String) -> Response {
+    let csrf = genai_app::auth::new_token_secret();
+    let mut res = html(
+        status,
+        &LoginPage {
+            chrome: Chrome { title: "Log in".into(), ..Chrome::default() },
+            error,
+            csrf: csrf.clone(),
+            next,
+            email,
+        },
+    );
+    res.headers_mut().append(header::SET_COOKIE, set_cookie(LOGIN_CSRF_COOKIE, &csrf, "/login", 3600, "Strict", https));
+    res
+}
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
+    if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
+        if state.app.session_actor(&secret).await.is_ok() {
+            return see_other(&safe_next(q.get("next")));
+        }
+    }
+    login_form(StatusCode::OK, is_https(&headers), None, safe_next(q.get("next")), String::new())
+}
+
+async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<Fields>) -> Response {
+    let https = is_https(&headers);
+    let next = safe_next(f.get("next"));
+    let email = f.get("email").cloned().unwrap_or_default();
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    let submitted = f.get("csrf_token").cloned().unwrap_or_default();
+    if expected.is_empty() || !genai_app::auth::constant_time_eq(expected.as_bytes(), submitted.as_bytes()) {
+        let msg = "Your login form expired. Please try again.".to_string();
+        return login_form(StatusCode::FORBIDDEN, https, Some(msg), next, email);
+    }
+    let password = f.get("password").map(String::as_str).unwrap_or("");
+    match state.app.log_in(&email, password).await {
+        Ok((_, secret)) => {
+            let mut res = see_other(&next);
+            let h = res.headers_mut();
+            let max_age = genai_app::web::SESSION_LIFETIME.num_seconds();
+            h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &secret, "/", max_age, "Lax", https));
+            h.append(header::SET_COOKIE, set_cookie(LOGIN_CSRF_COOKIE, "", "/login", 0, "Strict", https));
+            res
+        }
+        Err(AppError::Unauthenticated) => {
+            login_form(StatusCode::UNAUTHORIZED, https, Some("Wrong email or password.".into()), next, email)
+        }
+        Err(AppError::TooManyAttempts { retry_after_secs }) => {
+            let msg = format!("Too many failed attempts for this account. Try again in {retry_after_secs} seconds.");
+            let mut res = login_form(StatusCode::TOO_MANY_REQUESTS, https, Some(msg), next, email);
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            res
+        }
+        Err(e) => error_page(&Chrome::default(), e),
+    }
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap, who: WebUser, Form(f): Form<Fields>) -> Response {
+    if let Err(r) = who.check_csrf(&f) {
+        return r;
+    }
+    if let Err(e) = state.app.log_out(&who.secret).await {
+        return error_page(&Chrome::default(), e);
+    }
+    let mut res = see_other("/login");
+    res.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", "/", 0, "Lax", is_https(&headers)));
+    res
+}
+
+// ---- overview ---------------------------------------------------------------------------
+
+/// Why provisioning a resource of type `t` is not possible now, if it is not.
+async fn provision_blocker(state: &AppState, who: &WebUser, t: ResourceType) -> Result<Option<String>, AppError> {
+    let checks = state.app.eligibility(&who.actor).await?;
+    if let Some(c) = checks.iter().find(|c| !c.ok) {
+        return Ok(Some(format!("Not eligible: {}", c.message)));
+    }
+    let balance = state.app.balance(&who.actor).await?;
+    let cheapest = state.app.catalog().plans.iter().filter(|p| p.resource_type == t).map(|p| p.cloud_tokens).min();
+    match cheapest {
+        None => return Ok(Some(format!("The catalog offers no {} plan.", t.label().to_lowercase()))),
+        Some(c) if c > balance.available => {
+            return Ok(Some(format!(
+                "Not enough cloud tokens: the smallest plan needs {}, {} are available.",
+                thousands(c.get()),
+                thousands(balance.available.get())
+            )))
+        }
+        _ => {}
+    }
+    if t == ResourceType::KnowledgeBase && embeddings_choices(state, who).await?.is_empty() {
+        return Ok(Some(
+            "A knowledge base embeds its content through an embeddings resource: provision an embeddings resource first."
+                .into(),
+        ));
+    }
+    Ok(None)
+}
+
+async fn embeddings_choices(state: &AppState, who: &WebUser) -> Result<Vec<(String, String)>, AppError> {
+    let list = state
+        .app
+        .resources(
+            &who.actor,
+            ResourceQuery {
+                company_id: CompanyId(String::new()),
+                resource_type: Some(ResourceType::EmbeddingsGeneration),
+                include_deprovisioned: false,
+                after_id: None,
+                limit: None,
+            },
+        )
+        .await?;
+    Ok(list
+        .iter()
+        .filter(|r| matches!(r.status, Status::Active | Status::PlanDowngradeScheduled))
+        .map(|r| (r.id.to_string(), format!("{} ({}, {})", r.display_name, r.region, r.id)))
+        .collect())
+}
+
+async fn overview(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
+    if let Err(r) = require_admin(&state, &who).await {
+        return r;
+    }
+    let t = type_of(&q);
+    let show = q.get("show_deprovisioned").is_some_and(|v| v == "1" || v == "true");
+    let page = async {
+        let checks = state.app.eligibility(&who.actor).await?;
+        let resources = state
+            .app
+            .resources(
+                &who.actor,
+                ResourceQuery {
+                    company_id: CompanyId(String::new()),
+                    resource_type: Some(t),
+                    include_deprovisioned: show,
+                    after_id: None,
+                    limit: None,
+                },
+            )
+            .await?;
+        let catalog = state.app.catalog();
+        Ok::<_, AppError>(OverviewPage {
+            chrome: chrome(&state, &who, "Resources", "resources", flash_text(q.get("done"))).await,
+            failing_checks: checks.iter().filter(|c| !c.ok).map(|c| c.message.clone()).collect(),
+            tabs: ResourceType::ALL
+                .iter()
+                .map(|x| Tab { id: x.as_str(), label: format!("{} Resources", x.label()), selected: *x == t })
+                .collect(),
+            resource_type: t.as_str(),
+            type_label: t.label(),
+            provision_disabled: provision_blocker(&state, &who, t).await?,
+            show_deprovisioned: show,
+            rows: resources.iter().map(|r| Row::new(r, catalog)).collect(),
+        })
+    };
+    match page.await {
+        Ok(p) => html(StatusCode::OK, &p),
+        Err(e) => error_page(&chrome(&state, &who, "Error", "resources", None).await, e),
+    }
+}
+
+// ---- provisioning -----------------------------------------------------------------------
+
+/// The form's values: from the submitted fields, with defaults for a fresh form.
+fn form_values(state: &AppState, who: &WebUser, t: ResourceType, f: &Fields, fresh: bool) -> FormValues {
+    let catalog = state.app.catalog();
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let region =
+        f.get("region").cloned().unwrap_or_else(|| catalog.regions.first().map(|r| r.id.clone()).unwrap_or_default());
+    // A fresh form preselects the inference mode the first model offered in the region needs.
+    let cri = if fresh {
+        catalog
+            .models
+            .iter()
+            .find(|m| m.resource_type == t && m.regions.contains_key(&region))
+            .and_then(|m| m.regions.get(&region))
+            .is_some_and(|mode| *mode == genai_core::catalog::InferenceMode::CriOnly)
+    } else {
+        f.get("cross_region_inference").is_some_and(|v| v == "true" || v == "on")
+    };
+    FormValues {
+        display_name: get("display_name"),
+        environment: f.get("environment").cloned().unwrap_or_else(|| "test".into()),
+        region,
+        cri,
+        model: get("model"),
+        plan: f
+            .get("plan")
+            .cloned()
+            .unwrap_or_else(|| PlanSize::allowed_for(t).first().map(|p| p.as_str().to_string()).unwrap_or_default()),
+        embeddings_resource_id: get("embeddings_resource_id"),
+        user_name: if fresh { who.user.name.clone() } else { get("user_name") },
+        user_email: if fresh { who.user.email.clone() } else { get("user_email") },
+        errors: Default::default(),
+    }
+}
+
+fn provision_form(t: ResourceType, v: &FormValues, model: Option<String>) -> ProvisionForm {
+    let opt = |s: &str| (!s.trim().is_empty()).then(|| s.to_string());
+    ProvisionForm {
+        resource_type: Some(t),
+        display_name: Some(v.display_name.clone()),
+        environment: Environment::parse(&v.environment),
+        region: opt(&v.region),
+        cross_region_inference: Some(v.cri),
+        model: if t.has_model() { model.filter(|m| !m.is_empty()) } else { None },
+        plan: PlanSize::parse(&v.plan),
+        embeddings_resource_id: if t == ResourceType::KnowledgeBase { opt(&v.embeddings_resource_id) } else { None },
+        user_name: Some(v.user_name.clone()),
+        user_email: Some(v.user_email.clone()),
+    }
+}
+
+fn entries(state: &AppState, t: ResourceType, v: &FormValues, model: &str) -> Vec<(String, String)> {
+    let catalog = state.app.catalog();
+    let mut e = vec![
+        ("Type".to_string(), t.label().to_string()),
+        (
+            "Display Name".into(),
+            if v.display_name.trim().is_empty() { "—".into() } else { v.display_name.trim().into() },
+        ),
+        ("Environment".into(), v.environment.clone()),
+        ("Region".into(), catalog.region(&v.region).map_or(v.region.clone(), |r| format!("{} ({})", r.name, r.id))),
+    ];
+    if t.has_model() {
+        e.push(("Cross-region inference".into(), if v.cri { "yes" } else { "no" }.into()));
+        e.push(("Model".into(), if model.is_empty() { "—".into() } else { catalog.model_name(model).to_string() }));
+    } else {
+        e.push((
+            "Embeddings Resource".into(),
+            if v.embeddings_resource_id.is_empty() { "—".into() } else { v.embeddings_resource_id.clone() },
+        ));
+    }
+    e.push(("Created for".into(), format!("{} <{}>", v.user_name.trim(), v.user_email.trim())));
+    e
+}
+
+async fn spec_view(state: &AppState, who: &WebUser, t: ResourceType, v: &FormValues, model: &str) -> SpecView {
+    let form = provision_form(t, v, Some(model.to_string()));
+    match state.app.specification(&who.actor, &form).await {
+        Ok(s) => SpecView::new(&s, entries(state, t, v, model)),
+        Err(e) => SpecView {
+            entries: entries(state, t, v, model),
+            plan: v.plan.clone(),
+            cloud_tokens: "—".into(),
+            quota: "—".into(),
+            available_before: "—".into(),
+            available_after: "—".into(),
+            short: false,
+            first_bundle_month: "—".into(),
+            problems: vec![e.to_string()],
+        },
+    }
+}
+
+/// Renders the provision form (fresh, or again with errors).
+async fn render_provision(
+    state: &AppState,
+    who: &WebUser,
+    t: ResourceType,
+    mut v: FormValues,
+    status: StatusCode,
+    form_error: Option<String>,
+) -> Response {
+    let catalog = state.app.catalog();
+    let models = model_options(catalog, t, &v.region, v.cri, &v.model);
+    let model = models.iter().find(|m| m.selected).or(models.first()).map(|m| m.id.clone()).unwrap_or_default();
+    v.model = model.clone();
+    let embeddings = if t == ResourceType::KnowledgeBase {
+        embeddings_choices(state, who).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if t == ResourceType::KnowledgeBase && v.embeddings_resource_id.is_empty() {
+        v.embeddings_resource_id = embeddings.first().map(|e| e.0.clone()).unwrap_or_default();
+    }
+    let spec = spec_view(state, who, t, &v, &model).await;
+    let disabled_reason = provision_blocker(state, who, t).await.unwrap_or(None);
+    let page = ProvisionPage {
+        chrome: chrome(state, who, &format!("Provision {} Resource", t.label()), "resources", None).await,
+        resource_type: t.as_str(),
+        type_label: t.label(),
+        has_model: t.has_model(),
+        is_kb: t == ResourceType::KnowledgeBase,
+        environments: Environment::ALL.iter().map(|e| e.as_str().to_string()).collect(),
+        regions: catalog.regions.iter().map(|r| (r.id.clone(), r.name.clone())).collect(),
+        models,
+        plans: PlanSize::allowed_for(t)
+            .iter()
+            .filter_map(|p| catalog.plan(t, *p))
+            .map(|p| {
+                (
+                    p.size.as_str().to_string(),
+                    format!("{} — {} cloud tokens — {}", p.size, p.cloud_tokens, quota_text(p)),
+                )
+            })
+            .collect(),
+        embeddings,
+        spec,
+        disabled_reason,
+        form_error,
+        f: v,
+    };
+    html(status, &page)
+}
+
+async fn provision_page(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
+    if let Err(r) = require_admin(&state, &who).await {
+        return r;
+    }
+    let t = type_of(&q);
+    let v = form_values(&state, &who, t, &q, true);
+    render_provision(&state, &who, t, v, StatusCode::OK, None).await
+}
+
+async fn provision_specification(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
+    if let Err(r) = require_admin(&state, &who).await {
+        return r;
+    }
+    let t = type_of(&q);
+    let v = form_values(&state, &who, t, &q, false);
+    let models = model_options(state.app.catalog(), t, &v.region, v.cri, &v.model);
+    let model = models.iter().find(|m| m.selected).or(models.first()).map(|m| m.id.clone()).unwrap_or_default();
+    html(StatusCode::OK, &SpecPartial { spec: spec_view(&state, &who, t, &v, &model).await })
+}
+
+async fn model_list(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
+    if let Err(r) = require_admin(&state, &who).await {
+        return r;
+    }
+    let t = type_of(&q);
+    let v = form_values(&state, &who, t, &q, false);
+    html(
+        StatusCode::OK,
+        &ModelOptionsPartial { models: model_options(state.app.catalog(), t, &v.region, v.cri, &v.model) },
+    )
+}
+
+async fn provision(State(state): State<AppState>, who: WebUser, Form(f): Form<Fields>) -> Response {
+    if let Err(r) = require_admin(&state, &who).await {
+        return r;
+    }
+    if let Err(r) = who.check_csrf(&f) {
+        return r;
+    }
+    let t = type_of(&f);
+    let v = form_values(&state, &who, t, &f, false);
+    let form = provision_form(t, &v, f.get("model").cloned());
+    match state.app.provision(&who.actor, &form, None).await {
+        Ok(_) => see_other(&format!("/resources?type={}&done=provisioned", t.as_str())),
+        Err(AppError::Domain(DomainError::Validation(fields))) => {
+            let mut v = v;
+            v.errors = fields;
+            render_provision(
+                &state,
+                &who,
+                t,
+                v,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("Please correct the fields marked below.".into()),
+            )
+            .await
+        }
+        Err(e @ AppError::Domain(_)) => {
+            render_provision(&state, &who, t, v, StatusCode::CONFLICT, Some(e.to_string())).await
+        }
+        Err(e) => error_page(&chrome(&state, &who, "Error", "resources", None).await, e),
+    }
+}
+
+// ---- plan changes -----------------------------------------------------------------------
+
+fn default_target(r: &genai_core::resource::Resource) -> PlanSize {
+    let sizes = PlanSize::allowed_for(r.resource_type);
+    let i = sizes.iter().position(|p| *p == r.plan).unwrap_or(0);
+    sizes.get(i + 1).or(i.checked_sub(1).and_then(|j| sizes.get(j))).copied().unwrap_or(r.plan)
+}
+
+async fn render_plan(
+    state: &AppState,
+    who: &WebUser,
+    id: &ResourceId,
+    target: Option<PlanSize>,
+    status: StatusCode,
+    form_error: Option<String>,
+) -> Response {
+    let r = match state.app.resource(&who.actor, id).await {
+        Ok(r) => r,
+        Err(e) => return error_page(&chrome(state, who, "Error", "resources", None).await, e),
+    };
+    let target = target.unwrap_or_else(|| default_target(&r));
+    let preview = match state.app.preview_plan_change(&who.actor, id, target).await {
+        Ok(p) => p,
+        Err(e) => return error_page(&chrome(state, who, "Error", "resources", None).await, e),
+    };
+    let catalog = state.app.catalog();
+    let page = PlanPage {
+        chrome: chrome(state, who, "Adjust Plan Size", "resources", None).await,
+        id: r.id.to_string(),
+        name: r.display_name.clone(),
+        resource_type: r.resource_type.as_str(),
+        type_label: r.resource_type.label(),
+        current_plan: r.plan.to_string(),
+        target: target.as_str().to_string(),
+        plans: PlanSize::allowed_for(r.resource_type)
+            .iter()
+            .filter_map(|p| catalog.plan(r.resource_type, *p))
+            .map(|p| {
+                (
+                    p.size.as_str().to_string(),
+                    format!("{} — {} cloud tokens — {}", p.size, p.cloud_tokens, quota_text(p)),
+                )
+            })
+            .collect(),
+        disabled_reason: preview.outcome.as_ref().err().map(|e| e.to_string()),
+        spec: PlanSpecView::new(&preview),
+        form_error,
+    };
+    html(status, &page)
+}
+
+async fn plan_page(
+    State(state): State<AppState>,
+    who: WebUser,
+    Path(id): Path<String>,
+    Query(q): Query<Fields>,
+) -> Response {
+    if let Err(r) = require_admin(&state, &who).await {
+        return r;
+    }
+    let target = q.get("plan").and_then(|p| PlanSize::parse(p));
+    render_plan(&state, &who, &ResourceId(id), target, StatusCode::OK, None).await
+}
+
+async fn plan_specification(
+    State(state): State<AppState>,
+    who: WebUser,
+    Path(id): Path<String>,
+    Query(q): Query<Fields>,
+) -> Response {
+    if let Err(r) = require_admin(&state, &who).await {
+        return r;
+    }
+    let id = ResourceId(id);
+    let target = match q.get("plan").and_then(|p| PlanSize::parse(p)) {
+        Some(t) => t,
+        None => return (StatusCode::BAD_REQUEST, "plan is required").into_response(),
+    };
+    match state.app.preview_plan_change(&who.actor, &id, target).await {
+        Ok(p) => html(StatusCode::OK, &PlanSpecPartial { spec: PlanSpecView::new(&p) }),
+        Err(e) => error_page(&Chrome::default(), e),
+    }
+}
+
+async fn act(state: &AppState, who: &WebUser, id: &ResourceId, action: ResourceAction, f: &Fields) -> Response {
+    if let Err(r) = require_admin(state, who).await {
+        return r;
+    }
+    if let Err(r) = who.check_csrf(f) {
+        return r;
+    }
+    match state.app.act(&who.actor, id, action).await {
+        Ok(r) => {
+            let done = match (action, r.status) {
+                (ResourceAction::ChangePlan(_), Status::PlanDowngradeScheduled) => "downgrade_scheduled",
+                (ResourceAction::ChangePlan(_), _) => "upgraded",
+                (ResourceAction::CancelDowngrade, _) => "downgrade_cancelled",
+                (ResourceAction::Deprovision, _) => "deprovision_scheduled",
+                (ResourceAction::CancelDeprovision, _) => "deprovision_cancelled",
+            };
+            see_other(&format!("/resources?type={}&done={done}", r.resource_type.as_str()))
+        }
+        Err(e @ AppError::Domain(_)) if matches!(action, ResourceAction::ChangePlan(_)) => {
+            let target = match action {
+                ResourceAction::ChangePlan(p) => Some(p),
+                _ => None,
+            };
+            render_plan(state, who, id, target, StatusCode::CONFLICT, Some(e.to_string())).await
+        }
+        Err(e) => error_page(&chrome(state, who, "Error", "resources", None).await, e),
+    }
+}
+
+async fn change_plan(
+    State(state): State<AppState>,
+    who: WebUser,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
+    let Some(plan) = f.get("plan").and_then(|p| PlanSize::parse(p)) else {
+        return error_page(&Chrome::default(), AppError::field("plan", "choose a plan"));
+    };
+    act(&state, &who, &ResourceId(id), ResourceAction::ChangePlan(plan), &f).await
+}
+
+async fn cancel_downgrade(
+    State(state): State<AppState>,
+    who: WebUser,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
+    act(&state, &who, &ResourceId(id), ResourceAction::CancelDowngrade, &f).await
+}
+
+async fn cancel_deprovision(
+    State(state): State<AppState>,
+    who: WebUser,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
+    act(&state, &who, &ResourceId(id), ResourceAction::CancelDeprovision, &f).await
+}
+
+async fn deprovision(
+    State(state): State<AppState>,
+    who: WebUser,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
+    act(&state, &who, &ResourceId(id), ResourceAction::Deprovision, &f).await
+}
+
+async fn deprovision_page(
+    State(state): State<AppState>,
+    who: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = require_admin(&state, &who).await {
+        return r;
+    }
+    let (r, when) = match state.app.preview_deprovision(&who.actor, &ResourceId(id)).await {
+        Ok(x) => x,
+        Err(e) => return error_page(&chrome(&state, &who, "Error", "resources", None).await, e),
+    };
+    let d = DeprovisionView::new(&r, when, state.app.catalog(), who.csrf());
+    if headers.contains_key("hx-request") {
+        html(StatusCode::OK, &DeprovisionDialog { d })
+    } else {
+        html(
+            StatusCode::OK,
+            &DeprovisionPage { chrome: chrome(&state, &who, "Deprovision Resource", "resources", None).await, d },
+        )
+    }
+}
+
+// ---- history, portal, assets --------------------------------------------------------------
+
+async fn transactions(State(state): State<AppState>, who: WebUser) -> Response {
+    if let Err(r) = require_admin(&state, &who).await {
+        return r;
+    }
+    match state.app.transactions(&who.actor).await {
+        Ok(txs) => {
+            let rows = txs
+                .iter()
+                .map(|t| TransactionRow {
+                    at: format_instant(t.at),
+                    kind: t.kind.as_str(),
+                    tokens: thousands(t.tokens.get()),
+                    accounts: format!("{} → {}", t.debit_account, t.credit_account),
+                    resource: t.resource_id.as_ref().map_or(String::new(), |r| r.to_string()),
+                    available_after: thousands(t.available_after.get()),
+                    note: t.note.clone().unwrap_or_default(),
+                })
+                .collect();
+            html(
+                StatusCode::OK,
+                &TransactionsPage { chrome: chrome(&state, &who, "Cloud Tokens", "transactions", None).await, rows },
+            )
+        }
+        Err(e) => error_page(&chrome(&state, &who, "Error", "transactions", None).await, e),
+    }
+}
+
+async fn audit(State(state): State<AppState>, who: WebUser) -> Response {
+    if let Err(r) = require_admin(&state, &who).await {
+        return r;
+    }
+    match state.app.audit_events(&who.actor).await {
+        Ok(events) => {
+            let rows = events
+                .iter()
+                .map(|e| AuditRow {
+                    at: format_instant(e.at),
+                    actor: e.actor.clone(),
+                    action: e.action.clone(),
+                    resource: e.resource_id.as_ref().map_or(String::new(), |r| r.to_string()),
+                    details: e.details.to_string(),
+                })
+                .collect();
+            html(StatusCode::OK, &AuditPage { chrome: chrome(&state, &who, "Audit Log", "audit", None).await, rows })
+        }
+        Err(e) => error_page(&chrome(&state, &who, "Error", "audit", None).await, e),
+    }
+}
+
+async fn portal(State(state): State<AppState>, who: WebUser, Path(id): Path<String>) -> Response {
+    let c = chrome(&state, &who, "GenAI Portal", "", None).await;
+    match state.app.portal_resource(&who.actor, &ResourceId(id)).await {
+        Ok(r) => html(
+            StatusCode::OK,
+            &PortalPage {
+                chrome: Chrome { title: r.display_name.clone(), ..c },
+                name: r.display_name.clone(),
+                entries: settings(&r, state.app.catalog(), state.app.now()),
+            },
+        ),
+        Err(e) => error_page(&c, e),
+    }
+}
+
+async fn static_file(Path(name): Path<String>) -> Response {
+    let (bytes, mime): (&'static [u8], &str) = match name.as_str() {
+        "htmx.min.js" => (include_bytes!("../../vendor/htmx/htmx.min.js"), "text/javascript"),
+        "app.js" => (include_bytes!("../../static/app.js"), "text/javascript"),
+        "app.css" => (include_bytes!("../../static/app.css"), "text/css"),
+        _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
+    };
+    ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "public, max-age=3600")], bytes).into_response()
+}
