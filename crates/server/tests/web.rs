@@ -1,0 +1,317 @@
+//! The web UI over HTTP against the real binary: sessions and their cookie flags, CSRF on every
+//! state-changing form, the login slowdown, members kept out of the Control Center, escaped
+//! output and the security headers. (The browser tests in tests/e2e drive the same pages in
+//! Chromium.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::json;
+use support::{text, TestServer};
+
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    fn new(srv: &TestServer) -> Browser {
+        let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+        Browser { http, base: srv.base.clone(), cookies: Vec::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn remember(&mut self, resp: &reqwest::Response) {
+        for v in resp.headers().get_all(SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let (kv, _) = v.split_once(';').unwrap_or((v, ""));
+            let (k, val) = kv.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !val.is_empty() {
+                self.cookies.push((k.to_string(), val.to_string()));
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+        let resp =
+            self.http.get(format!("{}{path}", self.base)).header(COOKIE, self.cookie_header()).send().await.unwrap();
+        self.remember(&resp);
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, resp.text().await.unwrap(), headers)
+    }
+
+    async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        extra: &[(&str, &str)],
+    ) -> (u16, String, reqwest::header::HeaderMap) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).header(COOKIE, self.cookie_header()).form(form);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        self.remember(&resp);
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, resp.text().await.unwrap(), headers)
+    }
+
+    async fn log_in(
+        &mut self,
+        email: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap) {
+        let (_, page, _) = self.get("/login").await;
+        let csrf = hidden(&page, "csrf_token");
+        let (s, _, h) = self
+            .post(
+                "/login",
+                &[("email", email), ("password", password), ("csrf_token", &csrf), ("next", "/resources")],
+                extra,
+            )
+            .await;
+        (s, h)
+    }
+}
+
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+async fn admin_with_password(srv: &TestServer, tokens: i64, role: &str) -> (String, String, String) {
+    let (company, admin_token) = srv.company(tokens).await;
+    let email = format!("{role}-{}@example.com", company.to_lowercase());
+    let (s, u) = srv
+        .op(
+            "POST",
+            &format!("/api/v1/operator/companies/{company}/users"),
+            Some(json!({"name": "Web User", "email": email, "role": role, "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{u}");
+    (company, admin_token, email)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_visitors_are_sent_to_the_login_page() {
+    let srv = TestServer::start(&[]);
+    let mut b = Browser::new(&srv);
+    let (s, _, h) = b.get("/").await;
+    assert_eq!((s, h.get(LOCATION).unwrap().to_str().unwrap()), (303, "/login"));
+    let (s, _, h) = b.get("/resources?type=knowledge_base").await;
+    assert_eq!(s, 303);
+    assert_eq!(h.get(LOCATION).unwrap().to_str().unwrap(), "/login?next=/resources%3Ftype%3Dknowledge_base");
+    let (s, page, h) = b.get("/login").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("<label for=\"email\">Email</label>") && page.contains("Log in"));
+    let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(h.get("x-frame-options").unwrap(), "DENY");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_session_cookie_is_httponly_lax_and_secure_over_https() {
+    let srv = TestServer::start(&[]);
+    let (_, _, email) = admin_with_password(&srv, 100, "company_admin").await;
+    let mut b = Browser::new(&srv);
+    let (s, h) = b.log_in(&email, "correct horse battery", &[]).await;
+    assert_eq!((s, h.get(LOCATION).unwrap().to_str().unwrap()), (303, "/resources"));
+    let session =
+        h.get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap()).find(|v| v.starts_with("genai_session=")).unwrap();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax") && session.contains("Path=/"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "plain HTTP: no Secure flag, or the browser would drop it: {session}");
+    let (s, page, _) = b.get("/resources").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("id=\"balance\"") && page.contains("data-available=\"100\""));
+
+    // Behind a TLS-terminating proxy the cookie is Secure.
+    let mut b2 = Browser::new(&srv);
+    let (_, h) = b2.log_in(&email, "correct horse battery", &[("x-forwarded-proto", "https")]).await;
+    let session =
+        h.get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap()).find(|v| v.starts_with("genai_session=")).unwrap();
+    assert!(session.contains("; Secure"), "{session}");
+
+    // Logging out ends the session on the server too.
+    let (_, page, _) = b.get("/resources").await;
+    let csrf = hidden(&page, "csrf_token");
+    let stolen = b.cookie_header();
+    let (s, _, _) = b.post("/logout", &[("csrf_token", &csrf)], &[]).await;
+    assert_eq!(s, 303);
+    let resp = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/resources", srv.base))
+        .header(COOKIE, stolen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "the old cookie no longer works");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
+    let srv = TestServer::start(&[]);
+    let (_, admin_token, email) = admin_with_password(&srv, 300, "company_admin").await;
+    let (_, r) = srv.call("POST", "/api/v1/resources", Some(text("Target", "small")), Some(&admin_token)).await;
+    let id = r["id"].as_str().unwrap().to_string();
+    let mut b = Browser::new(&srv);
+    b.log_in(&email, "correct horse battery", &[]).await;
+    let provision = [
+        ("type", "text_generation"),
+        ("display_name", "Sneaky"),
+        ("environment", "test"),
+        ("region", "eu-central-1"),
+        ("cross_region_inference", "true"),
+        ("model", "claude-sonnet-4.6"),
+        ("plan", "large"),
+        ("user_name", "Eve"),
+        ("user_email", "eve@example.com"),
+    ];
+    for (path, form) in [
+        ("/resources/new".to_string(), provision.to_vec()),
+        (format!("/resources/{id}/plan"), vec![("plan", "large")]),
+        (format!("/resources/{id}/deprovision"), vec![]),
+    ] {
+        let mut with_bad = form.clone();
+        with_bad.push(("csrf_token", "forged"));
+        for f in [form, with_bad] {
+            let (s, page, _) = b.post(&path, &f, &[]).await;
+            assert_eq!(s, 403, "{path}: {page}");
+            assert!(page.contains("This form has expired"));
+        }
+    }
+    let t = srv.ledger(&admin_token).await;
+    assert_eq!((t["allocated"].as_i64(), t["pending_release"].as_i64()), (Some(30), Some(0)), "nothing changed");
+    let (_, list) = srv.call("GET", "/api/v1/resources", None, Some(&admin_token)).await;
+    assert_eq!(list["resources"].as_array().unwrap().len(), 1);
+
+    // With the session's token the same form works, and the overview shows the new row.
+    let (_, page, _) = b.get("/resources/new?type=text_generation").await;
+    let mut ok = provision.to_vec();
+    let csrf = hidden(&page, "csrf_token");
+    ok.push(("csrf_token", &csrf));
+    let (s, _, h) = b.post("/resources/new", &ok, &[]).await;
+    assert_eq!(
+        (s, h.get(LOCATION).unwrap().to_str().unwrap()),
+        (303, "/resources?type=text_generation&done=provisioned")
+    );
+    let (_, page, _) = b.get("/resources?type=text_generation&done=provisioned").await;
+    assert!(page.contains(">Sneaky</a>") && page.contains("role=\"status\""));
+    // The login form is protected too (double-submit cookie).
+    let mut fresh = Browser::new(&srv);
+    let (s, page, _) = fresh
+        .post("/login", &[("email", &email), ("password", "correct horse battery"), ("csrf_token", "x")], &[])
+        .await;
+    assert_eq!(s, 403, "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_failed_logins_slow_down() {
+    let srv = TestServer::start(&[]);
+    let (_, _, email) = admin_with_password(&srv, 10, "company_admin").await;
+    let mut b = Browser::new(&srv);
+    for _ in 0..5 {
+        let (s, _) = b.log_in(&email, "wrong password", &[]).await;
+        assert_eq!(s, 401);
+    }
+    // Locked now, even with the right password.
+    let (s, _) = b.log_in(&email, "correct horse battery", &[]).await;
+    assert_eq!(s, 429);
+    let (_, page, _) = b.get("/login").await;
+    let csrf = hidden(&page, "csrf_token");
+    let (s, page, h) =
+        b.post("/login", &[("email", &email), ("password", "correct horse battery"), ("csrf_token", &csrf)], &[]).await;
+    assert_eq!(s, 429);
+    assert!(page.contains("Too many failed attempts") && h.contains_key("retry-after"));
+    // Unknown accounts get the same answer as wrong passwords.
+    let (s, _) = b.log_in("nobody@example.com", "whatever123", &[]).await;
+    assert_eq!(s, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_see_a_clear_refusal_not_the_control_center() {
+    let srv = TestServer::start(&[]);
+    let (company, admin_token, _) = admin_with_password(&srv, 100, "company_admin").await;
+    let (_, r) = srv.call("POST", "/api/v1/resources", Some(text("Admins only", "small")), Some(&admin_token)).await;
+    let id = r["id"].as_str().unwrap().to_string();
+    // A member of the same company.
+    let (s, _) = srv
+        .op("POST", &format!("/api/v1/operator/companies/{company}/users"), Some(json!({"name": "Mia", "email": "mia@example.com", "role": "member", "password": "correct horse battery"})))
+        .await;
+    assert_eq!(s, 201);
+    let mut b = Browser::new(&srv);
+    b.log_in("mia@example.com", "correct horse battery", &[]).await;
+    for path in [
+        "/resources",
+        "/resources/new?type=text_generation",
+        "/transactions",
+        "/audit",
+        &format!("/resources/{id}/plan"),
+    ] {
+        let (s, page, _) = b.get(path).await;
+        assert_eq!(s, 403, "{path}");
+        assert!(page.contains("Only company admins"), "{path}: {page}");
+        assert!(!page.contains("Admins only") && !page.contains("id=\"balance\""), "{path} leaks data");
+    }
+    let (_, page, _) = b.get("/resources").await;
+    let csrf = hidden(&page, "csrf_token");
+    let (s, _, _) = b.post(&format!("/resources/{id}/deprovision"), &[("csrf_token", &csrf)], &[]).await;
+    assert_eq!(s, 403);
+    let (_, r) = srv.call("GET", &format!("/api/v1/resources/{id}"), None, Some(&admin_token)).await;
+    assert_eq!(r["status"], "active");
+    // The resource's Portal page is for its team: not this member.
+    let (s, _, _) = b.get(&format!("/portal/resources/{id}")).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_are_shown_as_text_and_pages_render() {
+    let srv = TestServer::start(&["--manual-clock", "2026-02-12T08:00:00Z"]);
+    let (_, admin_token, email) = admin_with_password(&srv, 500, "company_admin").await;
+    let (_, r) = srv
+        .call("POST", "/api/v1/resources", Some(text("<script>alert(1)</script>", "medium")), Some(&admin_token))
+        .await;
+    let id = r["id"].as_str().unwrap().to_string();
+    srv.set_clock("2026-02-20T00:00:00Z").await;
+    srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "small"})), Some(&admin_token)).await;
+    let mut b = Browser::new(&srv);
+    b.log_in(&email, "correct horse battery", &[]).await;
+    let (_, page, _) = b.get("/resources").await;
+    assert!(!page.contains("<script>alert(1)</script>"), "unescaped name");
+    assert!(
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+            || page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+    );
+    assert!(page.contains("PLAN DOWNGRADE SCHEDULED") && page.contains("Cancel Plan Downgrade"));
+    assert!(!page.contains("Cancel Deprovisioning"), "only allowed actions are offered");
+    // The plan page previews a change without making it.
+    let (s, page, _) = b.get(&format!("/resources/{id}/plan?plan=large")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("data-spec=\"cost_difference\">+60") && page.contains("Adjust Plan"), "{page}");
+    // The confirmation dialog shows the date it takes effect: the end of the bundle month.
+    let (s, page, _) = b.get(&format!("/resources/{id}/deprovision")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("12 Mar 2026 08:00 UTC") && page.contains("<dialog open"), "{page}");
+    for path in ["/transactions", "/audit", &format!("/portal/resources/{id}"), "/resources/new?type=knowledge_base"] {
+        let (s, page, _) = b.get(path).await;
+        assert_eq!(s, 200, "{path}");
+        assert!(!page.contains("<script>alert(1)</script>"), "{path}");
+    }
+    let t = srv.ledger(&admin_token).await;
+    assert_eq!(t["allocated"], 60, "previews changed nothing");
+}
