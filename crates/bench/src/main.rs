@@ -35,6 +35,12 @@ struct Args {
     /// Live resources to fill the listing company with (0 skips the listing workload).
     #[arg(long, default_value_t = 10_000)]
     list_resources: usize,
+    /// Resources of the company whose web overview is timed (0 skips it).
+    #[arg(long, default_value_t = 1_000)]
+    ui_resources: usize,
+    /// Skip the mutating workload.
+    #[arg(long)]
+    skip_mutating: bool,
 }
 
 struct Api {
@@ -65,6 +71,11 @@ impl Api {
 }
 
 async fn company(api: &Api, operator: &str, tokens: i64) -> Result<String, String> {
+    Ok(company_with_login(api, operator, tokens).await?.0)
+}
+
+/// A company with an admin who has an API token and a password; answers (token, email).
+async fn company_with_login(api: &Api, operator: &str, tokens: i64) -> Result<(String, String), String> {
     let c = api
         .call(reqwest::Method::POST, "/api/v1/operator/companies", operator, Some(json!({"name": "Bench Co"})))
         .await?;
@@ -82,7 +93,7 @@ async fn company(api: &Api, operator: &str, tokens: i64) -> Result<String, Strin
             reqwest::Method::POST,
             &format!("/api/v1/operator/companies/{id}/users"),
             operator,
-            Some(json!({"name": "Bench Admin", "email": email, "role": "company_admin"})),
+            Some(json!({"name": "Bench Admin", "email": email, "role": "company_admin", "password": PASSWORD})),
         )
         .await?;
     let t = api
@@ -93,7 +104,73 @@ async fn company(api: &Api, operator: &str, tokens: i64) -> Result<String, Strin
             None,
         )
         .await?;
-    Ok(t["token"].as_str().ok_or("no token")?.to_string())
+    Ok((t["token"].as_str().ok_or("no token")?.to_string(), email))
+}
+
+const PASSWORD: &str = "bench password 123";
+
+/// The web overview of a company with `n` resources: logs in through the form like a browser
+/// and times `GET /resources` (server-side rendering of every row, plus the balance and
+/// eligibility it shows).
+async fn ui_overview(args: &Args, api: Arc<Api>) -> Result<(), String> {
+    let (token, email) = company_with_login(&api, &args.operator, 1_000_000_000_000).await?;
+    let token = Arc::new(token);
+    let mut tasks = Vec::new();
+    for c in 0..8 {
+        let (api, token) = (api.clone(), token.clone());
+        let n = args.ui_resources / 8 + usize::from(c < args.ui_resources % 8);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..n {
+                api.call(reqwest::Method::POST, "/api/v1/resources", &token, Some(body(&format!("ui{c}-{i}")))).await?;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().map_err(|e| e.to_string())?;
+    let login = http.get(format!("{}/login", api.base)).send().await.map_err(|e| e.to_string())?;
+    let login_cookie = set_cookie(&login, "genai_login_csrf").ok_or("no login cookie")?;
+    let page = login.text().await.map_err(|e| e.to_string())?;
+    let csrf = page.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).ok_or("no csrf")?;
+    let resp = http
+        .post(format!("{}/login", api.base))
+        .header("cookie", format!("genai_login_csrf={login_cookie}"))
+        .form(&[("email", email.as_str()), ("password", PASSWORD), ("csrf_token", csrf)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let session = set_cookie(&resp, "genai_session").ok_or("login failed")?;
+    let mut lat = Vec::new();
+    let start = Instant::now();
+    let mut size = 0;
+    for _ in 0..100 {
+        let t = Instant::now();
+        let r = http
+            .get(format!("{}/resources?type=text_generation", api.base))
+            .header("cookie", format!("genai_session={session}"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("overview answered {}", r.status()));
+        }
+        size = r.bytes().await.map_err(|e| e.to_string())?.len();
+        lat.push(t.elapsed());
+    }
+    println!("web overview: {} resources, {} kB of HTML", args.ui_resources, size / 1000);
+    report("GET /resources (web overview)", lat, start.elapsed());
+    Ok(())
+}
+
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_string))
+        .filter(|v| !v.is_empty())
 }
 
 fn body(name: &str) -> Value {
@@ -256,12 +333,20 @@ async fn main() -> ExitCode {
         .iter()
         .map(|s| Arc::new(Api { http: http.clone(), base: s.trim_end_matches('/').into() }))
         .collect();
-    if let Err(e) = mutating(&args, &apis).await {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+    if !args.skip_mutating {
+        if let Err(e) = mutating(&args, &apis).await {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if args.list_resources > 0 {
         if let Err(e) = listing(&args, apis[0].clone()).await {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if args.ui_resources > 0 {
+        if let Err(e) = ui_overview(&args, apis[0].clone()).await {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
