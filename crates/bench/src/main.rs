@@ -29,6 +29,10 @@ struct Args {
     /// scheduled start, so time spent queueing behind a slow call counts (no coordinated omission).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Companies the mutating workload's clients are spread over (1: every write shares one
+    /// company's balance row, the worst case for row-lock contention).
+    #[arg(long, default_value_t = 1)]
+    companies: usize,
     /// Duration of the mutating workload.
     #[arg(long, default_value_t = 15)]
     seconds: u64,
@@ -129,7 +133,8 @@ async fn ui_overview(args: &Args, api: Arc<Api>) -> Result<(), String> {
     for t in tasks {
         t.await.map_err(|e| e.to_string())??;
     }
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().map_err(|e| e.to_string())?;
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().map_err(|e| e.to_string())?;
     let login = http.get(format!("{}/login", api.base)).send().await.map_err(|e| e.to_string())?;
     let login_cookie = set_cookie(&login, "genai_login_csrf").ok_or("no login cookie")?;
     let page = login.text().await.map_err(|e| e.to_string())?;
@@ -201,7 +206,10 @@ fn report(label: &str, mut lat: Vec<Duration>, elapsed: Duration) {
 }
 
 async fn mutating(args: &Args, apis: &[Arc<Api>]) -> Result<(), String> {
-    let token = Arc::new(company(&apis[0], &args.operator, 1_000_000_000_000).await?);
+    let mut tokens = Vec::new();
+    for _ in 0..args.companies.max(1) {
+        tokens.push(Arc::new(company(&apis[0], &args.operator, 1_000_000_000_000).await?));
+    }
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -209,7 +217,7 @@ async fn mutating(args: &Args, apis: &[Arc<Api>]) -> Result<(), String> {
     let interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.clients as f64 / args.rate as f64));
     for c in 0..args.clients {
         let api = apis[c % apis.len()].clone();
-        let token = token.clone();
+        let token = tokens[c % tokens.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut lat: [Vec<Duration>; 4] = Default::default();
             let mut errors = Vec::new();
@@ -269,8 +277,9 @@ async fn mutating(args: &Args, apis: &[Arc<Api>]) -> Result<(), String> {
     let elapsed = start.elapsed();
     let offered = if args.rate > 0 { format!("{} calls/s offered", args.rate) } else { "saturated".into() };
     println!(
-        "mutating workload: {} clients, {offered}, {:.1} s, {} errors",
+        "mutating workload: {} clients, {} companies, {offered}, {:.1} s, {} errors",
         args.clients,
+        args.companies.max(1),
         elapsed.as_secs_f64(),
         errors.len()
     );

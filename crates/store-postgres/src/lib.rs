@@ -351,6 +351,7 @@ async fn move_tokens(
     company: &CompanyId,
     resource: &ResourceId,
     movement: &Movement,
+    pending_delta: i64,
     transaction_id: &str,
 ) -> Attempt<()> {
     let tokens = movement.tokens.get();
@@ -358,11 +359,13 @@ async fn move_tokens(
     // and the row lock makes a concurrent allocation re-check against the committed result.
     let available: Option<i64> = match movement.kind {
         TransactionKind::Allocate => sqlx::query_scalar(
-            "UPDATE companies SET tokens_allocated = tokens_allocated + $1 \
+            "UPDATE companies SET tokens_allocated = tokens_allocated + $1, \
+             tokens_pending_release = tokens_pending_release + $3 \
              WHERE id = $2 AND tokens_total - tokens_allocated >= $1 RETURNING tokens_total - tokens_allocated",
         ),
         TransactionKind::Release => sqlx::query_scalar(
-            "UPDATE companies SET tokens_allocated = tokens_allocated - $1 \
+            "UPDATE companies SET tokens_allocated = tokens_allocated - $1, \
+             tokens_pending_release = tokens_pending_release + $3 \
              WHERE id = $2 AND tokens_allocated >= $1 RETURNING tokens_total - tokens_allocated",
         ),
         TransactionKind::Grant => {
@@ -371,6 +374,7 @@ async fn move_tokens(
     }
     .bind(tokens)
     .bind(company.as_str())
+    .bind(pending_delta)
     .fetch_optional(&mut *conn)
     .await
     .map_err(db)?;
@@ -591,7 +595,6 @@ impl PostgresStore {
         .await
         .map_err(constraint_error)?;
         let allocation = Movement { kind: TransactionKind::Allocate, tokens: r.cloud_tokens, at: r.created_at };
-        move_tokens(&mut tx, &r.company_id, &r.id, &allocation, &new.transaction_id).await?;
         sqlx::query(
             "INSERT INTO resource_members (resource_id, email, name, user_id, invited, added_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -606,6 +609,8 @@ impl PostgresStore {
         .await
         .map_err(constraint_error)?;
         insert_audit(&mut tx, &new.audit).await?;
+        // Last before the commit: the company row's lock is held for as short a time as possible.
+        move_tokens(&mut tx, &r.company_id, &r.id, &allocation, 0, &new.transaction_id).await?;
         tx.commit().await.map_err(db)?;
         Ok(Idempotent::Done(()))
     }
@@ -661,15 +666,6 @@ async fn write_change(conn: &mut PgConnection, w: &ResourceWrite) -> Attempt<()>
     let Some(old_pending) = old_pending else {
         return Err(StoreError::Stale.into());
     };
-    // Keep the company's pending-release counter in step with the resource's.
-    if row.pending_release != old_pending {
-        sqlx::query("UPDATE companies SET tokens_pending_release = tokens_pending_release + $1 WHERE id = $2")
-            .bind(row.pending_release - old_pending)
-            .bind(&row.company_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-    }
     // The arbiter of every race on a resource (two requests, two schedulers): of all the
     // writes decided on one version, exactly one matches a row here.
     let done = sqlx::query(
@@ -697,10 +693,22 @@ async fn write_change(conn: &mut PgConnection, w: &ResourceWrite) -> Attempt<()>
     if done.rows_affected() != 1 {
         return Err(StoreError::Stale.into());
     }
-    if let Some(m) = &w.change.movement {
-        move_tokens(&mut *conn, &next.company_id, &next.id, m, &w.transaction_id).await?;
-    }
     insert_audit(&mut *conn, &w.audit).await?;
+    // The company row is the one every write of a company shares: touch it last, in one
+    // statement, so its lock is held only until the commit.
+    let pending_delta = row.pending_release - old_pending;
+    match &w.change.movement {
+        Some(m) => move_tokens(&mut *conn, &next.company_id, &next.id, m, pending_delta, &w.transaction_id).await?,
+        None if pending_delta != 0 => {
+            sqlx::query("UPDATE companies SET tokens_pending_release = tokens_pending_release + $1 WHERE id = $2")
+                .bind(pending_delta)
+                .bind(&row.company_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+        None => {}
+    }
     Ok(())
 }
 
