@@ -158,13 +158,14 @@ impl WebUser {
         App::csrf_token(&self.secret)
     }
 
-    fn check_csrf(&self, form: &Fields) -> Result<(), Response> {
+    /// The refusal page when a form lacks this session's CSRF token (`None`: the token is fine).
+    fn csrf_refusal(&self, form: &Fields) -> Option<Response> {
         let submitted = form.get("csrf_token").map(String::as_str).unwrap_or("");
         if App::csrf_ok(&self.secret, submitted) {
-            Ok(())
+            None
         } else {
             let chrome = Chrome { title: "Form expired".into(), ..Chrome::default() };
-            Err(html(
+            Some(html(
                 StatusCode::FORBIDDEN,
                 &MessagePage {
                     chrome,
@@ -333,7 +334,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap, who: WebUser, Form(f): Form<Fields>) -> Response {
-    if let Err(r) = who.check_csrf(&f) {
+    if let Some(r) = who.csrf_refusal(&f) {
         return r;
     }
     if let Err(e) = state.app.log_out(&who.secret).await {
@@ -618,7 +619,7 @@ async fn provision(State(state): State<AppState>, who: WebUser, Form(f): Form<Fi
     if let Err(r) = require_admin(&state, &who).await {
         return r;
     }
-    if let Err(r) = who.check_csrf(&f) {
+    if let Some(r) = who.csrf_refusal(&f) {
         return r;
     }
     let t = type_of(&f);
@@ -734,7 +735,7 @@ async fn act(state: &AppState, who: &WebUser, id: &ResourceId, action: ResourceA
     if let Err(r) = require_admin(state, who).await {
         return r;
     }
-    if let Err(r) = who.check_csrf(f) {
+    if let Some(r) = who.csrf_refusal(f) {
         return r;
     }
     match state.app.act(&who.actor, id, action).await {
