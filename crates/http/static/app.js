@@ -3,6 +3,10 @@
 (function () {
   "use strict";
 
+  // The row menu's button whose item was picked last: focus returns there when a dialog the
+  // item opened closes (the item itself is hidden by then, its menu closed).
+  var returnFocusTo = null;
+
   // A dialog fragment swapped in by htmx (the deprovision confirmation) becomes a modal dialog:
   // the browser then traps focus in it and closes it on Escape.
   document.addEventListener("htmx:afterSwap", function (e) {
@@ -10,14 +14,15 @@
     if (!host || e.detail.target !== host) return;
     var dialog = host.querySelector("dialog");
     if (!dialog) return;
-    var opener = document.activeElement;
+    var back = returnFocusTo || document.activeElement;
+    returnFocusTo = null;
     dialog.removeAttribute("open");
     dialog.showModal();
     var first = dialog.querySelector("button, a, input, select");
     if (first) first.focus();
     dialog.addEventListener("close", function () {
       host.innerHTML = "";
-      if (opener && opener.focus) opener.focus();
+      if (back && back.focus) back.focus();
     });
   });
 
@@ -34,6 +39,7 @@
     }
     // A row menu closes when one clicks elsewhere or picks an item.
     document.querySelectorAll("details.row-menu[open]").forEach(function (d) {
+      if (d.contains(e.target) && e.target.closest("[role=menuitem]")) returnFocusTo = d.querySelector("summary");
       if (!d.contains(e.target) || e.target.closest("[role=menuitem]")) d.removeAttribute("open");
     });
   });

@@ -204,7 +204,7 @@ fn error_page(chrome: &Chrome, e: AppError) -> Response {
             tracing::error!(error = %detail, "internal error");
             (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "It was logged. Please try again.".to_string())
         }
-        other => (StatusCode::CONFLICT, "That did not work", other.to_string()),
+        other => (StatusCode::CONFLICT, "That did not work", sentence(&other.to_string())),
     };
     html(
         status,
@@ -554,7 +554,7 @@ async fn render_provision(
         v.embeddings_resource_id = embeddings.first().map(|e| e.0.clone()).unwrap_or_default();
     }
     let spec = spec_view(state, who, t, &v, &model).await;
-    let disabled_reason = provision_blocker(state, who, t).await.unwrap_or(None);
+    let disabled_reason = submit_blocker(state, who, t, &spec).await;
     let page = ProvisionPage {
         chrome: chrome(state, who, &format!("Provision {} Resource", t.label()), "resources", None).await,
         resource_type: t.as_str(),
@@ -579,8 +579,23 @@ async fn render_provision(
         disabled_reason,
         form_error,
         f: v,
+        oob: false,
     };
     html(status, &page)
+}
+
+/// Why the provision button is disabled: the company cannot provision this type at all, or the
+/// plan chosen costs more than is available.
+async fn submit_blocker(state: &AppState, who: &WebUser, t: ResourceType, spec: &SpecView) -> Option<String> {
+    if let Some(reason) = provision_blocker(state, who, t).await.unwrap_or(None) {
+        return Some(reason);
+    }
+    spec.short.then(|| {
+        format!(
+            "Not enough cloud tokens: this plan needs {}, {} are available.",
+            spec.cloud_tokens, spec.available_before
+        )
+    })
 }
 
 async fn provision_page(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
@@ -600,7 +615,9 @@ async fn provision_specification(State(state): State<AppState>, who: WebUser, Qu
     let v = form_values(&state, &who, t, &q, false);
     let models = model_options(state.app.catalog(), t, &v.region, v.cri, &v.model);
     let model = models.iter().find(|m| m.selected).or(models.first()).map(|m| m.id.clone()).unwrap_or_default();
-    html(StatusCode::OK, &SpecPartial { spec: spec_view(&state, &who, t, &v, &model).await })
+    let spec = spec_view(&state, &who, t, &v, &model).await;
+    let disabled_reason = submit_blocker(&state, &who, t, &spec).await;
+    html(StatusCode::OK, &SpecPartial { spec, oob: true, disabled_reason })
 }
 
 async fn model_list(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
@@ -641,7 +658,7 @@ async fn provision(State(state): State<AppState>, who: WebUser, Form(f): Form<Fi
             .await
         }
         Err(e @ AppError::Domain(_)) => {
-            render_provision(&state, &who, t, v, StatusCode::CONFLICT, Some(e.to_string())).await
+            render_provision(&state, &who, t, v, StatusCode::CONFLICT, Some(sentence(&e.to_string()))).await
         }
         Err(e) => error_page(&chrome(&state, &who, "Error", "resources", None).await, e),
     }
@@ -691,9 +708,10 @@ async fn render_plan(
                 )
             })
             .collect(),
-        disabled_reason: preview.outcome.as_ref().err().map(|e| e.to_string()),
+        disabled_reason: preview.outcome.as_ref().err().map(|e| sentence(&e.to_string())),
         spec: PlanSpecView::new(&preview),
         form_error,
+        oob: false,
     };
     html(status, &page)
 }
@@ -726,7 +744,14 @@ async fn plan_specification(
         None => return (StatusCode::BAD_REQUEST, "plan is required").into_response(),
     };
     match state.app.preview_plan_change(&who.actor, &id, target).await {
-        Ok(p) => html(StatusCode::OK, &PlanSpecPartial { spec: PlanSpecView::new(&p) }),
+        Ok(p) => html(
+            StatusCode::OK,
+            &PlanSpecPartial {
+                spec: PlanSpecView::new(&p),
+                oob: true,
+                disabled_reason: p.outcome.as_ref().err().map(|e| sentence(&e.to_string())),
+            },
+        ),
         Err(e) => error_page(&Chrome::default(), e),
     }
 }
@@ -754,7 +779,7 @@ async fn act(state: &AppState, who: &WebUser, id: &ResourceId, action: ResourceA
                 ResourceAction::ChangePlan(p) => Some(p),
                 _ => None,
             };
-            render_plan(state, who, id, target, StatusCode::CONFLICT, Some(e.to_string())).await
+            render_plan(state, who, id, target, StatusCode::CONFLICT, Some(sentence(&e.to_string()))).await
         }
         Err(e) => error_page(&chrome(state, who, "Error", "resources", None).await, e),
     }

@@ -46,6 +46,17 @@ pub fn bytes(n: i64) -> String {
     }
 }
 
+/// A message as a sentence: capital first letter, full stop at the end.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.trim().chars();
+    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 /// A plan's quota in words.
 pub fn quota_text(plan: &Plan) -> String {
     match (plan.input_tokens, plan.output_tokens, plan.storage_bytes) {
@@ -314,19 +325,24 @@ impl SpecView {
                 .iter()
                 .map(|p| match &p.field {
                     Some(f) => format!("{}: {}", field_label(f), p.message),
-                    None => p.message.clone(),
+                    None => sentence(&p.message),
                 })
                 .collect(),
         }
     }
 }
 
-/// The spec panel alone (htmx partial).
+/// The spec panel alone (htmx partial), with the submit button swapped out of band so that
+/// its disabled state follows the specification.
 #[derive(Template)]
 #[template(path = "spec.html")]
 pub struct SpecPartial {
     /// The panel.
     pub spec: SpecView,
+    /// Whether the submit area is sent along (out of band).
+    pub oob: bool,
+    /// Why the button is disabled.
+    pub disabled_reason: Option<String>,
 }
 
 /// A field's label, for messages.
@@ -439,6 +455,8 @@ pub struct ProvisionPage {
     pub spec: SpecView,
     /// Why the button is disabled.
     pub disabled_reason: Option<String>,
+    /// Always false on the full page (the submit area is in place).
+    pub oob: bool,
 }
 
 /// The model `<option>`s alone (htmx partial).
@@ -506,17 +524,21 @@ impl PlanSpecView {
             },
             short: p.available_after.get() < 0,
             effective_at: when(p.effective_at),
-            problem: p.outcome.as_ref().err().map(|e| e.to_string()),
+            problem: p.outcome.as_ref().err().map(|e| sentence(&e.to_string())),
         }
     }
 }
 
-/// The plan panel alone (htmx partial).
+/// The plan panel alone (htmx partial), with the submit button out of band.
 #[derive(Template)]
 #[template(path = "plan_spec.html")]
 pub struct PlanSpecPartial {
     /// Panel.
     pub spec: PlanSpecView,
+    /// Whether the submit area is sent along (out of band).
+    pub oob: bool,
+    /// Why the button is disabled.
+    pub disabled_reason: Option<String>,
 }
 
 /// The Adjust Plan Size page.
@@ -545,6 +567,8 @@ pub struct PlanPage {
     pub disabled_reason: Option<String>,
     /// A problem from the last submission.
     pub form_error: Option<String>,
+    /// Always false on the full page.
+    pub oob: bool,
 }
 
 /// The deprovision confirmation.
@@ -582,7 +606,7 @@ impl DeprovisionView {
     pub fn new(r: &Resource, when_: Result<Instant, DomainError>, catalog: &Catalog, csrf: String) -> DeprovisionView {
         let (effective_at, problem) = match when_ {
             Ok(t) => (when(t), None),
-            Err(e) => (String::new(), Some(e.to_string())),
+            Err(e) => (String::new(), Some(sentence(&e.to_string()))),
         };
         DeprovisionView {
             id: r.id.to_string(),
@@ -718,5 +742,6 @@ mod tests {
         assert_eq!(thousands(100), "100");
         assert_eq!(bytes(10_000_000_000), "10 GB");
         assert_eq!(bytes(1_500), "1.5 kB");
+        assert_eq!(sentence("this needs 30 cloud tokens"), "This needs 30 cloud tokens.");
     }
 }
