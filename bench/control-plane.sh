@@ -22,7 +22,12 @@ else
 fi
 pids=()
 servers=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  [[ -n "${name:-}" ]] && psql "$url" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" || true
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 for i in $(seq 1 "$instances"); do
   port=$((18080 + i))

@@ -11,8 +11,24 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use support::{text, TestServer};
 
-/// A fresh database URL, or `None` (skip) when no PostgreSQL is configured.
-fn fresh_postgres() -> Option<String> {
+/// A scratch database, dropped when the test ends (after its servers, which are declared
+/// later and so dropped first).
+struct ScratchDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([self.admin_url.as_str(), "-qc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .output();
+    }
+}
+
+/// A fresh database, or `None` (skip) when no PostgreSQL is configured.
+fn fresh_postgres() -> Option<ScratchDb> {
     let Some(url) = std::env::var("GENAI_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
         if std::env::var("GENAI_REQUIRE_POSTGRES").as_deref() == Ok("1") {
             panic!("GENAI_REQUIRE_POSTGRES=1 but GENAI_TEST_POSTGRES_URL is not set");
@@ -27,7 +43,8 @@ fn fresh_postgres() -> Option<String> {
         .output()
         .expect("psql must be installed to run the PostgreSQL tests");
     assert!(out.status.success(), "creating a database: {}", String::from_utf8_lossy(&out.stderr));
-    Some(format!("{}/{name}", url.rsplit_once('/').unwrap().0))
+    let db_url = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    Some(ScratchDb { admin_url: url, name, url: db_url })
 }
 
 fn three(db: &str, clock: &str) -> Vec<Arc<TestServer>> {
@@ -41,7 +58,7 @@ fn code(b: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread")]
 async fn due_changes_are_applied_exactly_once_by_three_instances() {
     let Some(db) = fresh_postgres() else { return };
-    let srv = three(&db, "2026-02-01T00:00:00Z");
+    let srv = three(&db.url, "2026-02-01T00:00:00Z");
     let (_, admin) = srv[0].company(100_000).await;
     let mut ids = Vec::new();
     for i in 0..90 {
@@ -89,7 +106,7 @@ async fn due_changes_are_applied_exactly_once_by_three_instances() {
 #[tokio::test(flavor = "multi_thread")]
 async fn simultaneous_upgrades_through_different_instances_never_overspend() {
     let Some(db) = fresh_postgres() else { return };
-    let srv = three(&db, "2026-02-01T00:00:00Z");
+    let srv = three(&db.url, "2026-02-01T00:00:00Z");
     // 12 small resources (360) and 190 more: exactly two small→large upgrades (90 each) fit.
     let (company, admin) = srv[0].company(12 * 30 + 190).await;
     let mut ids = Vec::new();
