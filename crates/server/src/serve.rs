@@ -152,11 +152,17 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         tracing::info!(applied = caught_up, "applied scheduled changes that fell due while the server was down");
     }
     if args.demo {
-        if let Some(demo) = app.seed_demo().await.map_err(|e| format!("creating the demo company: {e}"))? {
-            println!("Demo company \"{}\" created with 500 cloud tokens.", demo.company);
-            println!("  company admin: {}  password: {}", demo.admin.0, demo.admin.1);
-            println!("  API token of the admin (shown once): {}", demo.admin.2);
-            println!("  member:        {}  password: {}", demo.member.0, demo.member.1);
+        match app.seed_demo().await.map_err(|e| format!("creating the demo company: {e}"))? {
+            Some(demo) => {
+                println!("Demo company \"{}\" created with 500 cloud tokens.", demo.company);
+                println!("  company admin: {}  password: {}", demo.admin.0, demo.admin.1);
+                println!("  API token of the admin (shown once): {}", demo.admin.2);
+                println!("  member:        {}  password: {}", demo.member.0, demo.member.1);
+            }
+            None => println!(
+                "--demo: the database already has companies, so no demo company was created (the demo \
+                 logins were printed when it was; delete the database file to start afresh)."
+            ),
         }
     }
     if !manual {
