@@ -10,6 +10,7 @@
 //! refused without it; the login form uses a double-submit cookie. Pages are sent with a
 //! Content-Security-Policy that allows scripts and styles from this origin only.
 
+pub mod history;
 pub mod views;
 
 use crate::AppState;
@@ -23,11 +24,12 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use genai_app::auth::Actor;
 use genai_app::{App, AppError, ResourceAction, ResourceQuery, User};
-use genai_core::calendar::format_instant;
 use genai_core::catalog::{PlanSize, ResourceType};
+use genai_core::ledger;
 use genai_core::resource::{Environment, Status};
 use genai_core::validation::ProvisionForm;
 use genai_core::{CompanyId, DomainError, ResourceId};
+use history::{AuditPage, AuditRow, Pager, TransactionRow, TransactionsPage};
 use std::collections::HashMap;
 use views::*;
 
@@ -355,16 +357,12 @@ async fn provision_blocker(state: &AppState, who: &WebUser, t: ResourceType) -> 
     }
     let balance = state.app.balance(&who.actor).await?;
     let cheapest = state.app.catalog().plans.iter().filter(|p| p.resource_type == t).map(|p| p.cloud_tokens).min();
-    match cheapest {
+    match cheapest.map(|c| ledger::afford(balance.available, c)) {
         None => return Ok(Some(format!("The catalog offers no {} plan.", t.label().to_lowercase()))),
-        Some(c) if c > balance.available => {
-            return Ok(Some(format!(
-                "Not enough cloud tokens: the smallest plan needs {}, {} are available.",
-                thousands(c.get()),
-                thousands(balance.available.get())
-            )))
+        Some(Err(e)) => {
+            return Ok(Some(format!("Not enough cloud tokens for the smallest plan: {}", sentence(&e.to_string()))))
         }
-        _ => {}
+        Some(Ok(_)) => {}
     }
     if t == ResourceType::KnowledgeBase && embeddings_choices(state, who).await?.is_empty() {
         return Ok(Some(
@@ -389,9 +387,11 @@ async fn embeddings_choices(state: &AppState, who: &WebUser) -> Result<Vec<(Stri
             },
         )
         .await?;
+    // Every region's: the option shows its region, and the specification says when it is not
+    // the knowledge base's (the same rule, with the region, as the provisioning).
     Ok(list
         .iter()
-        .filter(|r| matches!(r.status, Status::Active | Status::PlanDowngradeScheduled))
+        .filter(|r| r.linkable_embeddings(None).is_ok())
         .map(|r| (r.id.to_string(), format!("{} ({}, {})", r.display_name, r.region, r.id)))
         .collect())
 }
@@ -526,6 +526,7 @@ async fn spec_view(state: &AppState, who: &WebUser, t: ResourceType, v: &FormVal
             available_before: "—".into(),
             available_after: "—".into(),
             short: false,
+            insufficient: None,
             first_bundle_month: "—".into(),
             problems: vec![e.to_string()],
         },
@@ -590,12 +591,7 @@ async fn submit_blocker(state: &AppState, who: &WebUser, t: ResourceType, spec: 
     if let Some(reason) = provision_blocker(state, who, t).await.unwrap_or(None) {
         return Some(reason);
     }
-    spec.short.then(|| {
-        format!(
-            "Not enough cloud tokens: this plan needs {}, {} are available.",
-            spec.cloud_tokens, spec.available_before
-        )
-    })
+    spec.insufficient.clone()
 }
 
 async fn provision_page(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
@@ -850,51 +846,47 @@ async fn deprovision_page(
 
 // ---- history, portal, assets --------------------------------------------------------------
 
-async fn transactions(State(state): State<AppState>, who: WebUser) -> Response {
+async fn transactions(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
     if let Err(r) = require_admin(&state, &who).await {
         return r;
     }
-    match state.app.transactions(&who.actor).await {
-        Ok(txs) => {
-            let rows = txs
-                .iter()
-                .map(|t| TransactionRow {
-                    at: format_instant(t.at),
-                    kind: t.kind.as_str(),
-                    tokens: thousands(t.tokens.get()),
-                    accounts: format!("{} → {}", t.debit_account, t.credit_account),
-                    resource: t.resource_id.as_ref().map_or(String::new(), |r| r.to_string()),
-                    available_after: thousands(t.available_after.get()),
-                    note: t.note.clone().unwrap_or_default(),
-                })
-                .collect();
-            html(
-                StatusCode::OK,
-                &TransactionsPage { chrome: chrome(&state, &who, "Cloud Tokens", "transactions", None).await, rows },
-            )
-        }
+    let cursor = q.get("cursor").map(String::as_str);
+    let page = async {
+        let all = state.app.transactions(&who.actor).await?;
+        let (lines, next) = history::page_after(&all, cursor, |t| t.id.as_str());
+        let ids: Vec<ResourceId> = lines.iter().filter_map(|t| t.resource_id.clone()).collect();
+        let names = state.app.resource_names(&who.actor, &ids).await?;
+        Ok::<_, AppError>(TransactionsPage {
+            chrome: chrome(&state, &who, "Cloud Tokens", "transactions", None).await,
+            rows: lines.iter().map(|t| TransactionRow::new(t, &names)).collect(),
+            pager: Pager::new("/transactions", cursor, next),
+        })
+    };
+    match page.await {
+        Ok(p) => html(StatusCode::OK, &p),
         Err(e) => error_page(&chrome(&state, &who, "Error", "transactions", None).await, e),
     }
 }
 
-async fn audit(State(state): State<AppState>, who: WebUser) -> Response {
+async fn audit(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
     if let Err(r) = require_admin(&state, &who).await {
         return r;
     }
-    match state.app.audit_events(&who.actor).await {
-        Ok(events) => {
-            let rows = events
-                .iter()
-                .map(|e| AuditRow {
-                    at: format_instant(e.at),
-                    actor: e.actor.clone(),
-                    action: e.action.clone(),
-                    resource: e.resource_id.as_ref().map_or(String::new(), |r| r.to_string()),
-                    details: e.details.to_string(),
-                })
-                .collect();
-            html(StatusCode::OK, &AuditPage { chrome: chrome(&state, &who, "Audit Log", "audit", None).await, rows })
-        }
+    let cursor = q.get("cursor").map(String::as_str);
+    let page = async {
+        let all = state.app.audit_events(&who.actor).await?;
+        let (lines, next) = history::page_after(&all, cursor, |e| e.id.as_str());
+        let ids: Vec<ResourceId> = lines.iter().filter_map(|e| e.resource_id.clone()).collect();
+        let names = state.app.resource_names(&who.actor, &ids).await?;
+        let catalog = state.app.catalog();
+        Ok::<_, AppError>(AuditPage {
+            chrome: chrome(&state, &who, "Audit Log", "audit", None).await,
+            rows: lines.iter().map(|e| AuditRow::new(e, &names, catalog)).collect(),
+            pager: Pager::new("/audit", cursor, next),
+        })
+    };
+    match page.await {
+        Ok(p) => html(StatusCode::OK, &p),
         Err(e) => error_page(&chrome(&state, &who, "Error", "audit", None).await, e),
     }
 }
