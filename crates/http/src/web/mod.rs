@@ -392,7 +392,8 @@ async fn embeddings_choices(state: &AppState, who: &WebUser) -> Result<Vec<(Stri
     Ok(list
         .iter()
         .filter(|r| r.linkable_embeddings(None).is_ok())
-        .map(|r| (r.id.to_string(), format!("{} ({}, {})", r.display_name, r.region, r.id)))
+        // Names are unique among a company's live resources, so the name and region identify it.
+        .map(|r| (r.id.to_string(), format!("{} ({})", r.display_name, r.region)))
         .collect())
 }
 
@@ -490,7 +491,15 @@ fn provision_form(t: ResourceType, v: &FormValues, model: Option<String>) -> Pro
     }
 }
 
-fn entries(state: &AppState, t: ResourceType, v: &FormValues, model: &str) -> Vec<(String, String)> {
+/// What was entered, for the specification panel. `embeddings` is the chosen embeddings
+/// resource's display name (shown instead of its id).
+fn entries(
+    state: &AppState,
+    t: ResourceType,
+    v: &FormValues,
+    model: &str,
+    embeddings: Option<&str>,
+) -> Vec<(String, String)> {
     let catalog = state.app.catalog();
     let mut e = vec![
         ("Type".to_string(), t.label().to_string()),
@@ -505,21 +514,28 @@ fn entries(state: &AppState, t: ResourceType, v: &FormValues, model: &str) -> Ve
         e.push(("Cross-region inference".into(), if v.cri { "yes" } else { "no" }.into()));
         e.push(("Model".into(), if model.is_empty() { "—".into() } else { catalog.model_name(model).to_string() }));
     } else {
-        e.push((
-            "Embeddings Resource".into(),
-            if v.embeddings_resource_id.is_empty() { "—".into() } else { v.embeddings_resource_id.clone() },
-        ));
+        e.push(("Embeddings Resource".into(), embeddings.unwrap_or("—").to_string()));
     }
     e.push(("Created for".into(), format!("{} <{}>", v.user_name.trim(), v.user_email.trim())));
     e
 }
 
 async fn spec_view(state: &AppState, who: &WebUser, t: ResourceType, v: &FormValues, model: &str) -> SpecView {
+    let embeddings = match v.embeddings_resource_id.as_str() {
+        "" => None,
+        id => state
+            .app
+            .resource_names(&who.actor, &[ResourceId(id.to_string())])
+            .await
+            .ok()
+            .and_then(|n| n.into_values().next()),
+    };
+    let entries = |v| entries(state, t, v, model, embeddings.as_deref());
     let form = provision_form(t, v, Some(model.to_string()));
     match state.app.specification(&who.actor, &form).await {
-        Ok(s) => SpecView::new(&s, entries(state, t, v, model)),
+        Ok(s) => SpecView::new(&s, entries(v)),
         Err(e) => SpecView {
-            entries: entries(state, t, v, model),
+            entries: entries(v),
             plan: v.plan.clone(),
             cloud_tokens: "—".into(),
             quota: "—".into(),
