@@ -15,6 +15,7 @@ pub mod body;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -89,6 +90,7 @@ impl Stats {
 #[derive(Debug)]
 struct State {
     behaviour: Behaviour,
+    connections: AtomicU64,
     stats: Mutex<Stats>,
     mode: Mutex<Mode>,
     static_chat: Bytes,
@@ -122,6 +124,7 @@ impl FakeUpstream {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             behaviour,
+            connections: AtomicU64::new(0),
             stats: Mutex::new(Stats::default()),
             mode: Mutex::new(Mode::ok()),
             static_chat: behaviour::static_chat(),
@@ -148,6 +151,12 @@ impl FakeUpstream {
         self.state.stats.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// TCP connections accepted so far (not in `/_stats`, which stays the Python fake's): how
+    /// tests see that a client keeps its connections alive.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::Relaxed)
+    }
+
     /// Switches the mode (as `POST /_mode` does).
     pub fn set_mode(&self, mode: Mode) {
         *self.state.mode.lock().unwrap_or_else(PoisonError::into_inner) = mode;
@@ -170,6 +179,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stopped: watc
             _ = stopped.changed() => return,
         };
         let _ = stream.set_nodelay(true);
+        state.connections.fetch_add(1, Ordering::Relaxed);
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(Arc::clone(&state), req));

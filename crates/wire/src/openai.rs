@@ -491,6 +491,10 @@ pub struct ChatChunk {
     /// Present in the final chunk when `stream_options.include_usage` was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// An error reported mid-stream (vLLM and LiteLLM send `data: {"error": {…}}` when the
+    /// generation fails after the answer began).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
 }
 
 impl ChatChunk {
