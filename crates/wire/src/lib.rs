@@ -16,6 +16,7 @@ pub mod cohere;
 pub mod converse;
 pub mod error;
 pub mod estimate;
+mod extra;
 pub mod openai;
 pub mod sse;
 pub mod translate;

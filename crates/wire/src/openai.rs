@@ -17,14 +17,47 @@ use serde::de::{self, value::SeqAccessDeserializer, Deserializer, SeqAccess, Vis
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::extra::deserialize_with_extra;
+
 /// Fields a request carries that this crate does not name; forwarded as they came.
 pub type Extra = Map<String, Value>;
 
 // ---------------------------------------------------------------------------------------------
 // Chat completions: the request
 
+deserialize_with_extra!(ChatRequest, "a chat completion request" {
+    required: [model = "model", messages = "messages"],
+    optional: [
+        max_tokens = "max_tokens",
+        max_completion_tokens = "max_completion_tokens",
+        n = "n",
+        temperature = "temperature",
+        top_p = "top_p",
+        stop = "stop",
+        stream = "stream",
+        stream_options = "stream_options",
+        tools = "tools",
+        tool_choice = "tool_choice",
+    ],
+});
+deserialize_with_extra!(StreamOptions, "stream options" { required: [], optional: [include_usage = "include_usage"] });
+deserialize_with_extra!(Message, "a message" {
+    required: [role = "role"],
+    optional: [content = "content", name = "name", tool_calls = "tool_calls", tool_call_id = "tool_call_id"],
+});
+deserialize_with_extra!(ContentPart, "a content part" { required: [kind = "type"], optional: [text = "text"] });
+deserialize_with_extra!(Tool, "a tool" { required: [kind = "type", function = "function"], optional: [] });
+deserialize_with_extra!(FunctionDef, "a function" {
+    required: [name = "name"],
+    optional: [description = "description", parameters = "parameters"],
+});
+deserialize_with_extra!(EmbeddingsRequest, "an embeddings request" {
+    required: [model = "model", input = "input"],
+    optional: [encoding_format = "encoding_format", dimensions = "dimensions"],
+});
+
 /// `POST /v1/chat/completions`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatRequest {
     /// The model the client asked for (a catalog id); the provider substitutes the upstream's.
     pub model: String,
@@ -138,7 +171,7 @@ impl ChatRequest {
 }
 
 /// `stream_options`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StreamOptions {
     /// Send a last chunk with the usage of the whole call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,7 +200,7 @@ pub enum Role {
 }
 
 /// One message of the conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     /// Who speaks.
     pub role: Role,
@@ -237,7 +270,7 @@ impl<'de> Deserialize<'de> for Content {
 }
 
 /// One part of a message's content.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContentPart {
     /// `text`, `image_url`, `input_audio`, `file`, …
     #[serde(rename = "type")]
@@ -297,7 +330,7 @@ impl<'de> Deserialize<'de> for Stop {
 }
 
 /// A function the model may call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tool {
     /// Always `function`.
     #[serde(rename = "type")]
@@ -310,7 +343,7 @@ pub struct Tool {
 }
 
 /// A function's name, description and JSON Schema of its arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunctionDef {
     /// The name the model calls it by.
     pub name: String,
@@ -583,7 +616,7 @@ pub struct FunctionDelta {
 // Embeddings
 
 /// `POST /v1/embeddings`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmbeddingsRequest {
     /// The model the client asked for; the provider substitutes the upstream's.
     pub model: String,
@@ -885,6 +918,32 @@ mod tests {
         let mut want = body.clone();
         want["messages"][2].as_object_mut().unwrap().remove("content");
         assert_eq!(serde_json::to_value(&req).unwrap(), want);
+    }
+
+    #[test]
+    fn the_one_pass_reader_refuses_what_serde_would() {
+        let cases = [
+            (r#"{"messages": []}"#, None, "missing field `model`"),
+            (r#"{"model": "m", "model": "n", "messages": []}"#, None, "duplicate field `model`"),
+            (r#"{"model": "m", "messages": [{"content": "x"}]}"#, Some("messages[0]"), "missing field `role`"),
+            (
+                r#"{"model": "m", "messages": [], "tools": [{"function": {"name": "f"}}]}"#,
+                Some("tools[0]"),
+                "missing field `type`",
+            ),
+            (r#"{"model": "m", "messages": "hi"}"#, Some("messages"), "invalid type"),
+            (r#"["model"]"#, None, "expected a chat completion request"),
+        ];
+        for (body, field, says) in cases {
+            let e = parse_request::<ChatRequest>(body.as_bytes()).unwrap_err();
+            assert_eq!(e.field.as_deref(), field, "{body}: {e}");
+            assert!(e.message.contains(says), "{body}: {e}");
+        }
+        // Escaped keys are still recognised, null optional fields read as absent.
+        let r: ChatRequest =
+            parse_request(br#"{"mod\u0065l": "m", "messages": [], "max_tokens": null, "x\ny": 1}"#).unwrap();
+        assert_eq!((r.model.as_str(), r.max_tokens), ("m", None));
+        assert_eq!(r.extra.get("x\ny"), Some(&json!(1)));
     }
 
     #[test]
