@@ -57,6 +57,9 @@ struct Args {
     /// Only the wire layer's figures (no network).
     #[arg(long)]
     wire_only: bool,
+    /// Leave out the streamed path (for an upstream that cannot stream, e.g. nginx `return 200`).
+    #[arg(long)]
+    no_stream: bool,
 }
 
 const REQUEST: &str = r#"{"model":"claude-sonnet-4.6","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write one sentence about the sea."}],"max_tokens":64,"temperature":0.7}"#;
@@ -277,12 +280,11 @@ fn main() {
                 })
             })
         };
-        for (name, call) in [
-            ("hyper (floor)", floor),
-            ("provider.chat", chat),
-            ("reqwest + serde", reqwest_call),
-            ("provider.chat_stream", stream),
-        ] {
+        let mut paths = vec![("hyper (floor)", floor), ("provider.chat", chat), ("reqwest + serde", reqwest_call)];
+        if !args.no_stream {
+            paths.push(("provider.chat_stream", stream));
+        }
+        for (name, call) in paths {
             let f = measure(call, &args, tps).await;
             println!(
                 "{name:<24} {:>9.1} {:>9.1} {:>11.0} {:>13.1}",

@@ -786,6 +786,73 @@ pub enum Vector {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Renaming the model in an upstream's answer
+
+/// `data` (an answer or a chunk, as the upstream wrote it) with its top-level `"model"` string
+/// replaced by `model`, everything else byte for byte; `None` when it has no top-level `model`
+/// string. One pass over the bytes, no parse: this is how the OpenAI path can answer under the
+/// catalog's model id (the one the client asked for) while forwarding the upstream's bytes.
+pub fn replace_model(data: &[u8], model: &str) -> Option<Vec<u8>> {
+    let (start, end) = top_level_model_span(data)?;
+    let name = serde_json::to_string(model).ok()?;
+    let mut out = Vec::with_capacity(data.len() - (end - start) + name.len());
+    out.extend_from_slice(&data[..start]);
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&data[end..]);
+    Some(out)
+}
+
+/// The byte range (quotes included) of the string value of the top-level key `model`.
+fn top_level_model_span(data: &[u8]) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            b'"' => {
+                let end = string_end(data, i)?;
+                if depth == 1 && &data[i..end] == b"\"model\"" {
+                    let mut j = end;
+                    while data.get(j).is_some_and(u8::is_ascii_whitespace) {
+                        j += 1;
+                    }
+                    // A key is followed by a colon; `"model"` as a value is not the key.
+                    if data.get(j) == Some(&b':') {
+                        j += 1;
+                        while data.get(j).is_some_and(u8::is_ascii_whitespace) {
+                            j += 1;
+                        }
+                        return match data.get(j) {
+                            Some(b'"') => Some((j, string_end(data, j)?)),
+                            _ => None,
+                        };
+                    }
+                }
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Given the index of an opening quote, the index just past the closing one.
+fn string_end(data: &[u8], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    while i < data.len() {
+        match data[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
 // Models and errors
 
 /// `GET /v1/models`.
@@ -944,6 +1011,35 @@ mod tests {
             parse_request(br#"{"mod\u0065l": "m", "messages": [], "max_tokens": null, "x\ny": 1}"#).unwrap();
         assert_eq!((r.model.as_str(), r.max_tokens), ("m", None));
         assert_eq!(r.extra.get("x\ny"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn the_model_is_renamed_at_the_top_level_only() {
+        let cases = [
+            (
+                r#"{"id":"c","model":"fake-chat","choices":[]}"#,
+                Some(r#"{"id":"c","model":"claude \"4\"","choices":[]}"#),
+            ),
+            (r#"{"id": "c", "model" : "fake-chat", "x": 1}"#, Some(r#"{"id": "c", "model" : "claude \"4\"", "x": 1}"#)),
+            (
+                r#"{"choices":[{"delta":{"content":"\"model\":\"fake-chat\"","model":"inner"}}],"model":"fake\\\"chat"}"#,
+                Some(
+                    r#"{"choices":[{"delta":{"content":"\"model\":\"fake-chat\"","model":"inner"}}],"model":"claude \"4\""}"#,
+                ),
+            ),
+            (r#"{"object":"model","id":"x"}"#, None),
+            (r#"{"model":null}"#, None),
+            (r#"{"nested":{"model":"x"}}"#, None),
+            (r#"{"model":"unterminated"#, None),
+            (r#"not json"#, None),
+        ];
+        for (input, want) in cases {
+            let got = replace_model(input.as_bytes(), "claude \"4\"").map(|v| String::from_utf8(v).unwrap());
+            assert_eq!(got.as_deref(), want, "{input}");
+            if let Some(w) = want {
+                assert_eq!(serde_json::from_str::<Value>(w).unwrap()["model"], json!("claude \"4\""));
+            }
+        }
     }
 
     #[test]
