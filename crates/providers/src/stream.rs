@@ -171,12 +171,25 @@ impl HttpSource {
         ProviderError::failed(&self.provider, failure, detail)
     }
 
+    /// Reads the body's end if it has already arrived (without waiting), so that hyper can give
+    /// the connection back to the pool: a body dropped before its end closes its connection.
+    async fn finish_body(&mut self) {
+        for _ in 0..4 {
+            // A zero timeout polls the read once: it never waits for the upstream.
+            match tokio::time::timeout(Duration::ZERO, self.body.frame()).await {
+                Ok(Some(Ok(_))) => continue,
+                _ => return,
+            }
+        }
+    }
+
     async fn next(&mut self) -> Option<Result<StreamChunk, ProviderError>> {
         loop {
             match self.parser.next_event() {
                 Err(e) => return Some(Err(self.fail(Failure::BadAnswer, e.to_string()))),
                 Ok(Some(event)) => {
                     if event.data.as_ref() == DONE {
+                        self.finish_body().await;
                         return None;
                     }
                     let chunk: ChatChunk = match serde_json::from_slice(&event.data) {

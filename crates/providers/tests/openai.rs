@@ -101,6 +101,15 @@ async fn streams_pass_chunks_through_and_strip_the_usage_chunk_the_client_did_no
     assert_eq!(usage.len(), 1);
     assert!(!usage[0].forward && rest.iter().all(|c| c.forward));
     assert_eq!(s.usage().map(|u| u.completion_tokens), Some(2));
+
+    // Streams read to their end leave their connection to the next call.
+    let before = up.connections();
+    for _ in 0..5 {
+        let mut s =
+            p.chat_stream("fake-chat", chat_request(json!({"stream": true, "messages": user("x")}))).await.unwrap();
+        assert!(drain(&mut s).await.1.is_none());
+    }
+    assert_eq!(up.connections(), before, "a finished stream must give its connection back");
 }
 
 #[tokio::test]
