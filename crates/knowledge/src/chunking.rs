@@ -217,7 +217,7 @@ mod tests {
         let p1 = "a".repeat(30);
         let p2 = "b ".repeat(10).trim_end().to_string(); // 19 chars
         let text = format!("{p1}\n\n{p2}");
-        assert_eq!(chunk_text(&text, 51), [text.clone()]);
+        assert_eq!(chunk_text(&text, 51), vec![text.clone()]);
         assert_eq!(chunk_text(&text, 50).len(), 2);
         assert_eq!(chunk_text(&text, 40), [p1, p2]);
     }
@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn decimals_and_abbreviations_without_space_are_not_sentence_ends() {
         let r = sentences("Pi is 3.14 today.Next", 0..21);
-        assert_eq!(r, [0..21]);
+        assert_eq!(r, vec![Range { start: 0, end: 21 }]);
     }
 
     #[test]

@@ -463,26 +463,23 @@ fn inverse_norm(v: &[f32]) -> Option<f64> {
 }
 
 /// The dot product of two equally long vectors, written so that LLVM vectorises it: 16
-/// independent lanes (no loop-carried dependency between them), summed pairwise at the end.
+/// independent lanes (no loop-carried dependency between them) updated with zipped iterators,
+/// summed at the end. Measured against other shapes of the same loop (indexing fixed-size
+/// arrays, 8 or 32 lanes, groups of four): this one compiles to full-width `mulps`/`addps` on
+/// the baseline x86-64 target and to full AVX2 with `-C target-cpu=x86-64-v3`, and was the
+/// fastest on both.
 #[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
     for (x, y) in a_chunks.zip(b_chunks) {
-        for i in 0..LANES {
-            acc[i] += x[i] * y[i];
+        for ((sum, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *sum += x * y;
         }
-    }
-    let mut width = LANES / 2;
-    while width > 0 {
-        for i in 0..width {
-            acc[i] += acc[i + width];
-        }
-        width /= 2;
     }
     let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
-    acc[0] + tail
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Keeps `list` ∩ `other` in `list` (both ascending): a merge when the lists are of similar
