@@ -123,24 +123,29 @@ const LANES: usize = 16;
 type TagId = u32;
 
 /// What a tag stands for; the kind keeps metadata, labels and object ids apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TagKind {
     Metadata,
     Label,
     Object,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Tag {
-    kind: TagKind,
-    name: Box<str>,
-    value: Box<str>,
-}
-
-impl Tag {
-    fn new(kind: TagKind, name: &str, value: &str) -> Tag {
-        Tag { kind, name: name.into(), value: value.into() }
-    }
+/// Writes a tag's key into `buf`: `<kind letter><name length>:<name><value>`, one string that
+/// is unambiguous for any name and value. Lookups reuse one buffer, so interning a tag that
+/// exists allocates nothing (loading a collection interns one tag per pair per chunk).
+fn tag_key<'b>(buf: &'b mut String, kind: TagKind, name: &str, value: &str) -> &'b str {
+    use std::fmt::Write as _;
+    buf.clear();
+    buf.push(match kind {
+        TagKind::Metadata => 'm',
+        TagKind::Label => 'l',
+        TagKind::Object => 'o',
+    });
+    // Writing into a String cannot fail.
+    let _ = write!(buf, "{}:", name.len());
+    buf.push_str(name);
+    buf.push_str(value);
+    buf
 }
 
 /// An exact cosine-similarity index over the vectors of one collection (see the module doc).
@@ -155,12 +160,14 @@ pub struct VectorIndex {
     slot_of: HashMap<u64, u32>,
     /// Tags of each slot (sorted, no duplicates), to patch postings when a row moves.
     row_tags: Vec<Box<[TagId]>>,
-    /// Interned tags.
-    tag_ids: HashMap<Tag, TagId>,
-    /// For each tag id: the tag (None when the id is free) and the sorted slots that carry it.
-    tags: Vec<Option<Tag>>,
+    /// Interned tags, by key ([`tag_key`]).
+    tag_ids: HashMap<Box<str>, TagId>,
+    /// For each tag id: its key (None when the id is free) and the sorted slots that carry it.
+    tags: Vec<Option<Box<str>>>,
     postings: Vec<Vec<u32>>,
     free_tag_ids: Vec<TagId>,
+    /// The reusable buffer of [`tag_key`].
+    key_buf: String,
 }
 
 impl VectorIndex {
@@ -179,6 +186,7 @@ impl VectorIndex {
             tags: Vec::new(),
             postings: Vec::new(),
             free_tag_ids: Vec::new(),
+            key_buf: String::new(),
         })
     }
 
@@ -217,7 +225,7 @@ impl VectorIndex {
         let keys = self.keys.capacity() * 8 + self.slot_of.capacity() * 16;
         let rows = self.row_tags.iter().map(|t| 16 + t.len() * 4).sum::<usize>();
         let postings = self.postings.iter().map(|p| 24 + p.capacity() * 4).sum::<usize>();
-        let tags = self.tags.iter().flatten().map(|t| 2 * (48 + t.name.len() + t.value.len())).sum::<usize>();
+        let tags = self.tags.iter().flatten().map(|t| 2 * (40 + t.len())).sum::<usize>();
         vectors + keys + rows + postings + tags
     }
 
@@ -238,13 +246,13 @@ impl VectorIndex {
 
         let mut tags: Vec<TagId> = Vec::with_capacity(1 + attrs.metadata.len() + attrs.labels.len());
         if !attrs.mx_object_id.is_empty() {
-            tags.push(self.intern(Tag::new(TagKind::Object, "", attrs.mx_object_id)));
+            tags.push(self.intern(TagKind::Object, "", attrs.mx_object_id));
         }
         for pair in attrs.metadata {
-            tags.push(self.intern(Tag::new(TagKind::Metadata, &pair.name, &pair.value)));
+            tags.push(self.intern(TagKind::Metadata, &pair.name, &pair.value));
         }
         for pair in attrs.labels {
-            tags.push(self.intern(Tag::new(TagKind::Label, &pair.name, &pair.value)));
+            tags.push(self.intern(TagKind::Label, &pair.name, &pair.value));
         }
         tags.sort_unstable();
         tags.dedup();
@@ -300,7 +308,7 @@ impl VectorIndex {
 
     /// The keys of every chunk of the application object `mx_object_id`, in slot order.
     pub fn keys_of_object(&self, mx_object_id: &str) -> Vec<u64> {
-        match self.tag_ids.get(&Tag::new(TagKind::Object, "", mx_object_id)) {
+        match self.tag_ids.get(tag_key(&mut String::new(), TagKind::Object, "", mx_object_id)) {
             Some(&tag) => self.postings[tag as usize].iter().map(|&s| self.keys[s as usize]).collect(),
             None => Vec::new(),
         }
@@ -353,17 +361,19 @@ impl VectorIndex {
             let parts: Vec<TopK> = std::thread::scope(|scope| {
                 let handles: Vec<_> = (0..threads)
                     .map(|t| {
-                        let (start, end) = (t * per_thread, ((t + 1) * per_thread).min(rows));
+                        let end = ((t + 1) * per_thread).min(rows);
+                        let start = (t * per_thread).min(end);
                         let (q, matching) = (&q, &matching);
                         scope.spawn(move || match matching {
                             None => self.scan_range(q, k, start, end),
-                            Some(slots) => self.scan_slots(q, k, &slots[start.min(end)..end]),
+                            Some(slots) => self.scan_slots(q, k, &slots[start..end]),
                         })
                     })
                     .collect();
-                // A scan cannot panic (indexes are in bounds by construction); should one ever,
-                // its part is lost rather than the process.
-                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+                // A scan cannot panic (every slice is in bounds by construction). Should one
+                // ever, the panic goes on to the caller: an answer missing a part would no
+                // longer be the exact top k.
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
             });
             let mut parts = parts.into_iter();
             let mut merged = parts.next().unwrap_or_else(|| TopK::new(k));
@@ -383,8 +393,9 @@ impl VectorIndex {
             .map(|p| (TagKind::Metadata, p))
             .chain(filter.labels.iter().map(|p| (TagKind::Label, p)));
         let mut lists: Vec<&[u32]> = Vec::new();
+        let mut buf = String::new();
         for (kind, pair) in wanted {
-            match self.tag_ids.get(&Tag::new(kind, &pair.name, &pair.value)) {
+            match self.tag_ids.get(tag_key(&mut buf, kind, &pair.name, &pair.value)) {
                 Some(&tag) => lists.push(&self.postings[tag as usize]),
                 None => return Vec::new(),
             }
@@ -425,30 +436,37 @@ impl VectorIndex {
         top
     }
 
-    fn intern(&mut self, tag: Tag) -> TagId {
-        if let Some(&id) = self.tag_ids.get(&tag) {
-            return id;
-        }
-        let id = match self.free_tag_ids.pop() {
-            Some(id) => {
-                self.tags[id as usize] = Some(tag.clone());
+    fn intern(&mut self, kind: TagKind, name: &str, value: &str) -> TagId {
+        let mut buf = std::mem::take(&mut self.key_buf);
+        let key = tag_key(&mut buf, kind, name, value);
+        let id = match self.tag_ids.get(key) {
+            Some(&id) => id,
+            None => {
+                let key: Box<str> = key.into();
+                let id = match self.free_tag_ids.pop() {
+                    Some(id) => {
+                        self.tags[id as usize] = Some(key.clone());
+                        id
+                    }
+                    None => {
+                        self.tags.push(Some(key.clone()));
+                        self.postings.push(Vec::new());
+                        (self.tags.len() - 1) as TagId
+                    }
+                };
+                self.tag_ids.insert(key, id);
                 id
             }
-            None => {
-                self.tags.push(Some(tag.clone()));
-                self.postings.push(Vec::new());
-                (self.tags.len() - 1) as TagId
-            }
         };
-        self.tag_ids.insert(tag, id);
+        self.key_buf = buf;
         id
     }
 
     /// Frees a tag whose posting became empty, so that unique object ids that come and go do
     /// not grow the tables forever.
     fn release(&mut self, id: TagId) {
-        if let Some(tag) = self.tags[id as usize].take() {
-            self.tag_ids.remove(&tag);
+        if let Some(key) = self.tags[id as usize].take() {
+            self.tag_ids.remove(&key);
             self.postings[id as usize] = Vec::new();
             self.free_tag_ids.push(id);
         }
@@ -667,6 +685,16 @@ mod tests {
         assert!(index.search(&[1.0, 0.0], 5, &unknown).unwrap().is_empty(), "values are case-sensitive");
         let as_label = Filter { metadata: vec![], labels: vec![NameValue::new("lang", "en")] };
         assert!(index.search(&[1.0, 0.0], 5, &as_label).unwrap().is_empty(), "labels are not metadata");
+    }
+
+    #[test]
+    fn pairs_that_concatenate_alike_stay_apart() {
+        let mut index = VectorIndex::new(2).unwrap();
+        index.insert(1, &[1.0, 0.0], attrs("", &[NameValue::new("a", "bc")])).unwrap();
+        index.insert(2, &[1.0, 0.0], attrs("", &[NameValue::new("ab", "c")])).unwrap();
+        let filter = Filter { metadata: vec![NameValue::new("ab", "c")], labels: vec![] };
+        let keys: Vec<u64> = index.search(&[1.0, 0.0], 5, &filter).unwrap().iter().map(|h| h.key).collect();
+        assert_eq!(keys, [2]);
     }
 
     #[test]
