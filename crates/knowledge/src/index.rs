@@ -351,37 +351,27 @@ impl VectorIndex {
         let useful = (rows.saturating_mul(self.dim) / PARALLEL_MIN_FLOATS).max(1);
         let threads = threads.clamp(1, useful);
 
-        let mut best = if threads == 1 {
+        let per_thread = rows.div_ceil(threads);
+        let part = |t: usize| -> TopK {
+            let end = ((t + 1) * per_thread).min(rows);
+            let start = (t * per_thread).min(end);
             match &matching {
-                None => self.scan_range(&q, k, 0, self.len()),
-                Some(slots) => self.scan_slots(&q, k, slots),
+                None => self.scan_range(&q, k, start, end),
+                Some(slots) => self.scan_slots(&q, k, &slots[start..end]),
             }
-        } else {
-            let per_thread = rows.div_ceil(threads);
-            let parts: Vec<TopK> = std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let end = ((t + 1) * per_thread).min(rows);
-                        let start = (t * per_thread).min(end);
-                        let (q, matching) = (&q, &matching);
-                        scope.spawn(move || match matching {
-                            None => self.scan_range(q, k, start, end),
-                            Some(slots) => self.scan_slots(q, k, &slots[start..end]),
-                        })
-                    })
-                    .collect();
+        };
+        // The calling thread scans the first part while the others scan theirs.
+        let mut best = std::thread::scope(|scope| {
+            let others: Vec<_> = (1..threads).map(|t| scope.spawn(move || part(t))).collect();
+            let mut best = part(0);
+            for other in others {
                 // A scan cannot panic (every slice is in bounds by construction). Should one
                 // ever, the panic goes on to the caller: an answer missing a part would no
                 // longer be the exact top k.
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-            });
-            let mut parts = parts.into_iter();
-            let mut merged = parts.next().unwrap_or_else(|| TopK::new(k));
-            for part in parts {
-                merged.merge(part);
+                best.merge(other.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
             }
-            merged
-        };
+            best
+        });
         Ok(best.take_sorted())
     }
 
