@@ -109,7 +109,8 @@ impl App {
                 false
             }
         };
-        let Some(user) = user.filter(|_| ok) else {
+        // A disabled user's right password opens nothing either.
+        let Some(user) = user.filter(|u| ok && u.disabled_at.is_none()) else {
             self.throttle.failed(&email);
             return Err(AppError::Unauthenticated);
         };
