@@ -149,9 +149,15 @@ impl App {
     }
 
     /// Disables a user (their tokens and sessions are refused at once) or enables them again
-    /// (operator). Answers the user as it is now.
-    pub async fn set_user_disabled(&self, actor: &Actor, id: &UserId, disabled: bool) -> Result<User, AppError> {
+    /// (operator); `disabled` is required. Answers the user as it is now.
+    pub async fn set_user_disabled(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        disabled: Option<bool>,
+    ) -> Result<User, AppError> {
         Self::require_operator(actor)?;
+        let disabled = disabled.ok_or_else(|| AppError::field("disabled", "is required (true or false)"))?;
         let user = self.store.user(id).await?.ok_or_else(|| AppError::NotFound("user".into()))?;
         let now = self.now();
         let action = if disabled { "user.disabled" } else { "user.enabled" };

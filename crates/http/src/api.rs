@@ -250,10 +250,7 @@ pub async fn update_user(
     raw: Bytes,
 ) -> ApiResult<Json<UserDto>> {
     let body = Body::parse(&raw)?;
-    let Some(disabled) = body.bool("disabled")? else {
-        return Err(AppError::field("disabled", "is required (true or false)").into());
-    };
-    let user = s.app.set_user_disabled(&actor, &UserId(id), disabled).await?;
+    let user = s.app.set_user_disabled(&actor, &UserId(id), body.bool("disabled")?).await?;
     Ok(Json(UserDto::from(&user)))
 }
 
