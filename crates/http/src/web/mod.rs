@@ -10,6 +10,7 @@
 //! refused without it; the login form uses a double-submit cookie. Pages are sent with a
 //! Content-Security-Policy that allows scripts and styles from this origin only.
 
+pub mod tokens;
 pub mod views;
 
 use crate::AppState;
@@ -54,6 +55,7 @@ pub fn routes() -> Router<AppState> {
         .route("/transactions", get(transactions))
         .route("/audit", get(audit))
         .route("/portal/resources/{id}", get(portal))
+        .merge(tokens::routes())
         .route("/static/{file}", get(static_file))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .layer(axum::middleware::map_response(security_headers))
