@@ -1345,7 +1345,14 @@ mod cases {
         ];
         expected.sort();
         assert_eq!(aside, expected);
-        assert!(batch.set_aside.iter().all(|a| matches!(a.error, StoreError::Corrupt { .. })), "{batch:?}");
+        let errors: Vec<_> = batch.set_aside.iter().map(|a| (a.resource_id.clone(), &a.error)).collect();
+        for (id, error) in errors {
+            match error {
+                StoreError::Corrupt { .. } => assert_eq!(id, unreadable.id),
+                StoreError::Inconsistent(why) => assert!(id == uncovered.id && why.contains("releases 99"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
         assert_eq!(reload(s, &sound).await.deprovisioned_at, Some(now), "the sound change is written");
         assert_books_balance(s, &sound_co).await;
         let after = (

@@ -181,8 +181,9 @@ async fn move_tokens(
         return Err(match (movement.kind, available) {
             (_, None) => StoreError::NotFound,
             (TransactionKind::Allocate, Some(a)) => StoreError::InsufficientTokens { available: CloudTokens(a) },
-            // The books say the resource holds more than the company has allocated: a broken row.
-            (_, Some(_)) => StoreError::corrupt("allocation of the company", format!("{company} releasing {tokens}")),
+            (_, Some(_)) => StoreError::Inconsistent(format!(
+                "resource {resource} releases {tokens} tokens, more than company {company} has allocated"
+            )),
         }
         .into());
     };
@@ -373,7 +374,11 @@ impl<B: Backend> SqlStore<B> {
                 // cannot (amounts that do not subtract), the row is broken.
                 Ok(resource) => match decide(resource) {
                     Some(w) => write_change::<B>(&mut tx, &w).await,
-                    None => Err(StoreError::corrupt("scheduled change of resource", &due.id).into()),
+                    None => Err(StoreError::Inconsistent(format!(
+                        "the due scheduled change of resource {} cannot be computed",
+                        due.id
+                    ))
+                    .into()),
                 },
                 Err(_) => Ok(()),
             };

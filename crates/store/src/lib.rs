@@ -80,6 +80,10 @@ pub enum StoreError {
         /// What was stored.
         value: String,
     },
+    /// Stored values that each read fine do not add up (a resource releasing more than its
+    /// company has allocated, say): a bug or a hand edit, never a request's fault.
+    #[error("the stored data does not add up: {0}")]
+    Inconsistent(String),
     /// The database failed (connection, I/O, a constraint a bug broke, …). Logged with its
     /// source chain, never shown to clients.
     #[error("the database failed")]
