@@ -228,7 +228,7 @@ impl App {
         };
         let r =
             self.store.resource(&user.company_id, id).await?.ok_or_else(|| AppError::NotFound("resource".into()))?;
-        if user.role == Role::CompanyAdmin || r.created_for.email == user.email {
+        if user.role == Role::CompanyAdmin || r.created_for.email == *user.email {
             Ok(r)
         } else {
             Err(AppError::NotFound("resource".into()))

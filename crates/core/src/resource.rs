@@ -11,6 +11,7 @@ use crate::error::DomainError;
 use crate::ids::{CompanyId, ResourceId};
 use crate::ledger::TransactionKind;
 use crate::tokens::CloudTokens;
+use crate::validation::{DisplayName, Email, PersonName};
 use serde::{Deserialize, Serialize};
 
 /// Where a resource is in its lifecycle.
@@ -78,12 +79,12 @@ impl Environment {
 }
 
 /// The person a resource was created for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Person {
     /// Full name.
-    pub name: String,
-    /// Email address.
-    pub email: String,
+    pub name: PersonName,
+    /// Email address (lowercased).
+    pub email: Email,
 }
 
 /// A change that takes effect later, at a bundle-month boundary.
@@ -123,8 +124,8 @@ pub struct Resource {
     pub company_id: CompanyId,
     /// Type.
     pub resource_type: ResourceType,
-    /// Display name (trimmed).
-    pub display_name: String,
+    /// Display name (trimmed; unique among the company's live resources, case-insensitively).
+    pub display_name: DisplayName,
     /// Environment label.
     pub environment: Environment,
     /// Region id.
@@ -319,7 +320,7 @@ impl Resource {
         let in_use: Vec<(String, String)> = linked
             .iter()
             .filter(|kb| kb.is_live() && !matches!(kb.scheduled, Some(Scheduled::Deprovision { .. })))
-            .map(|kb| (kb.id.to_string(), kb.display_name.clone()))
+            .map(|kb| (kb.id.to_string(), kb.display_name.to_string()))
             .collect();
         if !in_use.is_empty() {
             return Err(DomainError::EmbeddingsInUse(in_use));

@@ -151,7 +151,7 @@ impl ResourceDto {
         ResourceDto {
             id: r.id.to_string(),
             resource_type: r.resource_type.as_str().into(),
-            display_name: r.display_name.clone(),
+            display_name: r.display_name.to_string(),
             environment: r.environment.as_str().into(),
             region: r.region.clone(),
             cross_region_inference: r.cross_region_inference,
@@ -159,7 +159,7 @@ impl ResourceDto {
             model_name: r.model.as_deref().map(|m| catalog.model_name(m).to_string()),
             plan: r.plan.as_str().into(),
             cloud_tokens: r.cloud_tokens.get(),
-            created_for: PersonDto { name: r.created_for.name.clone(), email: r.created_for.email.clone() },
+            created_for: PersonDto { name: r.created_for.name.to_string(), email: r.created_for.email.to_string() },
             status: r.status.as_str().into(),
             status_label: r.status_label(),
             created_at: format_instant(r.created_at),

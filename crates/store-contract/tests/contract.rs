@@ -387,6 +387,7 @@ mod fixtures {
     use genai_core::catalog::{Catalog, PlanSize, ResourceType};
     use genai_core::ledger::TransactionKind;
     use genai_core::resource::{Change, Environment, Person, Resource, Status};
+    use genai_core::validation::{DisplayName, Email, PersonName};
     use genai_core::{CloudTokens, CompanyId, Instant};
     use genai_store::{
         AuditEvent, Company, Grant, Guard, HistoryPage, IdempotencyKey, Idempotent, NewResource, ResourceQuery,
@@ -482,14 +483,17 @@ mod fixtures {
             id: genai_core::ResourceId(next_id("res")),
             company_id: company.clone(),
             resource_type,
-            display_name: name.into(),
+            display_name: DisplayName::parse(name).expect("a valid display name"),
             environment: Environment::Production,
             region: "eu-central-1".into(),
             cross_region_inference: resource_type != ResourceType::KnowledgeBase,
             model,
             plan,
             cloud_tokens: CATALOG.plan(resource_type, plan).expect("the catalog has the plan").cloud_tokens,
-            created_for: Person { name: "Ada Lovelace".into(), email: "ada@example.com".into() },
+            created_for: Person {
+                name: PersonName::parse("Ada Lovelace").expect("a valid name"),
+                email: Email::parse("ada@example.com").expect("a valid email"),
+            },
             status: Status::Active,
             created_at,
             scheduled: None,

@@ -338,8 +338,8 @@ impl<B: Backend> SqlStore<B> {
         let member = new.member_user_id.as_ref().map(|u| u.as_str());
         let args = args![
             r.id.as_str(),
-            &r.created_for.email,
-            &r.created_for.name,
+            r.created_for.email.as_str(),
+            r.created_for.name.as_str(),
             member,
             member.is_none(),
             millis(r.created_at)

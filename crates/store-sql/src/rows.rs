@@ -9,6 +9,7 @@ use chrono::DateTime;
 use genai_core::catalog::{PlanSize, ResourceType};
 use genai_core::ledger::TransactionKind;
 use genai_core::resource::{Environment, Person, Resource, Scheduled, Status};
+use genai_core::validation::{DisplayName, Email, PersonName};
 use genai_core::{CloudTokens, CompanyId, Instant, ResourceId, UserId};
 use genai_store::{ApiToken, AuditEvent, Company, LedgerTransaction, Role, StoreError, StoreResult, User};
 
@@ -86,16 +87,16 @@ impl ResourceRow {
             id: r.id.0.clone(),
             company_id: r.company_id.0.clone(),
             resource_type: r.resource_type.as_str().into(),
-            display_name: r.display_name.clone(),
-            name_key: r.display_name.to_lowercase(),
+            display_name: r.display_name.to_string(),
+            name_key: r.display_name.unique_key(),
             environment: r.environment.as_str().into(),
             region: r.region.clone(),
             cross_region_inference: r.cross_region_inference,
             model: r.model.clone(),
             plan: r.plan.as_str().into(),
             cloud_tokens: r.cloud_tokens.get(),
-            created_for_name: r.created_for.name.clone(),
-            created_for_email: r.created_for.email.clone(),
+            created_for_name: r.created_for.name.to_string(),
+            created_for_email: r.created_for.email.to_string(),
             status: r.status.as_str().into(),
             created_at: millis(r.created_at),
             scheduled_kind: kind,
@@ -158,7 +159,7 @@ impl ResourceRow {
             company_id: CompanyId(self.company_id),
             resource_type: ResourceType::parse(&self.resource_type)
                 .ok_or_else(|| StoreError::corrupt("resource type", &self.resource_type))?,
-            display_name: self.display_name,
+            display_name: DisplayName::stored(self.display_name),
             environment: Environment::parse(&self.environment)
                 .ok_or_else(|| StoreError::corrupt("environment", &self.environment))?,
             region: self.region,
@@ -166,7 +167,10 @@ impl ResourceRow {
             model: self.model,
             plan: plan_of(&self.plan)?,
             cloud_tokens: CloudTokens(self.cloud_tokens),
-            created_for: Person { name: self.created_for_name, email: self.created_for_email },
+            created_for: Person {
+                name: PersonName::stored(self.created_for_name),
+                email: Email::stored(self.created_for_email),
+            },
             status: Status::parse(&self.status).ok_or_else(|| StoreError::corrupt("status", &self.status))?,
             created_at: instant(self.created_at)?,
             scheduled,

@@ -695,7 +695,7 @@ async fn render_plan(
     let page = PlanPage {
         chrome: chrome(state, who, "Adjust Plan Size", "resources", None).await,
         id: r.id.to_string(),
-        name: r.display_name.clone(),
+        name: r.display_name.to_string(),
         resource_type: r.resource_type.as_str(),
         type_label: r.resource_type.label(),
         current_plan: r.plan.to_string(),
@@ -907,8 +907,8 @@ async fn portal(State(state): State<AppState>, who: WebUser, Path(id): Path<Stri
         Ok(r) => html(
             StatusCode::OK,
             &PortalPage {
-                chrome: Chrome { title: r.display_name.clone(), ..c },
-                name: r.display_name.clone(),
+                chrome: Chrome { title: r.display_name.to_string(), ..c },
+                name: r.display_name.to_string(),
                 entries: settings(&r, state.app.catalog(), state.app.now()),
             },
         ),
