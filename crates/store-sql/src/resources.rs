@@ -245,7 +245,9 @@ async fn write_change<B: Backend>(tx: &mut B::Tx, w: &ResourceWrite) -> Attempt<
         return Err(StoreError::Stale.into());
     }
     insert_audit(tx, &w.audit).await?;
-    let pending_delta = row.pending_release - old_pending;
+    let pending_delta = row.pending_release.checked_sub(old_pending).ok_or_else(|| {
+        StoreError::Inconsistent(format!("the pending release of resource {} cannot be computed", row.id))
+    })?;
     match &w.change.movement {
         Some(m) => move_tokens(tx, &next.company_id, &next.id, m, pending_delta, &w.transaction_id).await?,
         None if pending_delta != 0 => {
@@ -281,7 +283,8 @@ impl<B: Backend> SqlStore<B> {
         let Some(available) = tx.fetch_optional(GRANT, args, rows::count).await? else {
             return Err(match tx.fetch_optional(TOTAL, args![company], rows::count).await? {
                 None => StoreError::NotFound,
-                Some(total) => StoreError::TotalTooLarge { headroom: CloudTokens(i64::MAX - total) },
+                // `total` is never negative (a CHECK constraint), so this is exact.
+                Some(total) => StoreError::TotalTooLarge { headroom: CloudTokens(i64::MAX.saturating_sub(total)) },
             }
             .into());
         };
