@@ -206,3 +206,15 @@ pub trait ResourceStore: Send + Sync {
     /// database itself failed and nothing of the batch was written.
     async fn apply_due(&self, now: Instant, limit: i64, decide: &DecideDue<'_>) -> StoreResult<DueBatch>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::due_retry_delay;
+
+    #[test]
+    fn the_retry_delay_doubles_from_a_minute_to_an_hour() {
+        let minutes: Vec<i64> =
+            [0, 1, 2, 3, 6, 7, 8, i64::MAX].iter().map(|n| due_retry_delay(*n).num_minutes()).collect();
+        assert_eq!(minutes, [1, 1, 2, 4, 32, 60, 60, 60]);
+    }
+}
