@@ -46,7 +46,8 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::IdempotencyConflict => AppError::IdempotencyConflict,
             StoreError::NotFound => AppError::NotFound("the record".into()),
-            other => AppError::Internal(other.to_string()),
+            // With its causes: the store's own message only says which kind of failure it was.
+            other => AppError::Internal(genai_store::error_chain(&other)),
         }
     }
 }

@@ -6,10 +6,12 @@
 //! ([`StoreError::Stale`]) the use case reads again and decides again, so every decision is
 //! applied to the state it was made for, however many requests or server instances race.
 
+pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod paging;
 pub mod scheduler;
 pub mod web;
 
@@ -24,18 +26,17 @@ use genai_core::resource::{Change, Resource, Scheduled};
 use genai_core::validation::{self, Email, PersonName, ProvisionForm};
 use genai_core::{calendar, BundleMonth, Catalog, CloudTokens, CompanyId, DomainError, Instant, ResourceId, UserId};
 pub use genai_store::{
-    ApiToken, AuditEvent, Company, Grant, Guard, IdempotencyKey, Idempotent, LedgerTransaction, NewResource,
-    ResourceQuery, ResourceWrite, Role, Store, StoreError, User,
+    ApiToken, AuditEvent, Company, Grant, Guard, HistoryPage, IdempotencyKey, Idempotent, LedgerTransaction,
+    NewResource, ResourceQuery, ResourceWrite, Role, Store, StoreError, User,
 };
 use ids::IdGen;
+use paging::Page;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// How often a use case re-reads and re-decides after a concurrent change before giving up.
 const MAX_ATTEMPTS: usize = 50;
-/// The most rows a list without pagination returns for ledgers and audit logs.
-const HISTORY_LIMIT: i64 = 10_000;
 
 /// The application: store, catalog, clock and id generator.
 pub struct App {
@@ -45,6 +46,7 @@ pub struct App {
     ids: IdGen,
     operator_token_hash: Option<String>,
     throttle: web::LoginThrottle,
+    scheduler: scheduler::Counters,
 }
 
 /// A new company's facts, as the operator sends them.
@@ -184,6 +186,7 @@ impl App {
             ids: IdGen::default(),
             operator_token_hash: operator_token.filter(|t| !t.is_empty()).map(auth::token_hash),
             throttle: web::LoginThrottle::default(),
+            scheduler: scheduler::Counters::default(),
         }
     }
 
@@ -216,7 +219,10 @@ impl App {
 
     // ---- authentication -------------------------------------------------------------------
 
-    /// Resolves a bearer token to an actor.
+    /// Resolves a bearer token to an actor: the operator token, or a user's API token that is
+    /// neither revoked nor expired, of a user who is not disabled (checked on every request, so
+    /// a revocation or a disabling applies at once). Records the token's use, at most once per
+    /// [`access::LAST_USED_RESOLUTION`].
     pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Actor, AppError> {
         let token = bearer.map(str::trim).filter(|t| !t.is_empty()).ok_or(AppError::Unauthenticated)?;
         let hash = auth::token_hash(token);
@@ -225,10 +231,12 @@ impl App {
                 return Ok(Actor::Operator);
             }
         }
-        match self.store.user_by_token_hash(&hash).await? {
-            Some(user) => Ok(Actor::User(user)),
-            None => Err(AppError::Unauthenticated),
-        }
+        let now = self.now();
+        let Some((user, token)) = self.store.token_user(&hash, now).await? else {
+            return Err(AppError::Unauthenticated);
+        };
+        self.note_token_use(&token, now).await;
+        Ok(Actor::User(user))
     }
 
     fn require_operator(actor: &Actor) -> Result<(), AppError> {
@@ -360,9 +368,20 @@ impl App {
         });
         let mut audit = self.audit(actor, Some(company), now, "tokens.granted");
         audit.details = json!({"tokens": grant.tokens, "note": grant.note, "transaction_id": grant.transaction_id});
-        let id = match self.store.grant_tokens(&grant, key.as_ref(), &audit).await? {
-            Idempotent::Done(()) => grant.transaction_id,
-            Idempotent::Replayed(id) => id,
+        let id = match self.store.grant_tokens(&grant, key.as_ref(), &audit).await {
+            Ok(Idempotent::Done(())) => grant.transaction_id,
+            Ok(Idempotent::Replayed(id)) => id,
+            Err(StoreError::TotalTooLarge { headroom }) => {
+                return Err(AppError::field(
+                    "tokens",
+                    format!(
+                        "would take the company's total past {} cloud tokens, the most that can be held; \
+                         at most {headroom} more can be granted",
+                        i64::MAX
+                    ),
+                ))
+            }
+            Err(e) => return Err(e.into()),
         };
         Ok((id, self.store.balance(company).await?))
     }
@@ -411,6 +430,7 @@ impl App {
             role,
             password_hash,
             created_at: now,
+            disabled_at: None,
         };
         let mut audit = self.audit(actor, Some(company), now, "user.created");
         audit.details = json!({"user_id": user.id, "email": user.email, "role": role.as_str()});
@@ -421,41 +441,6 @@ impl App {
             }
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Creates an API token for a user; the secret is returned once and only its hash is kept.
-    pub async fn create_api_token(
-        &self,
-        actor: &Actor,
-        user: &UserId,
-        description: Option<String>,
-    ) -> Result<(ApiToken, String), AppError> {
-        Self::require_operator(actor)?;
-        let user = self.store.user(user).await?.ok_or_else(|| AppError::NotFound("user".into()))?;
-        self.issue_token(actor, &user, description).await
-    }
-
-    async fn issue_token(
-        &self,
-        actor: &Actor,
-        user: &User,
-        description: Option<String>,
-    ) -> Result<(ApiToken, String), AppError> {
-        let description =
-            validation::token_description(description.as_deref()).map_err(|e| AppError::field("description", e))?;
-        let secret = auth::new_token_secret();
-        let now = self.now();
-        let token = ApiToken {
-            id: self.ids.next("tok"),
-            user_id: user.id.clone(),
-            token_hash: auth::token_hash(&secret),
-            description,
-            created_at: now,
-        };
-        let mut audit = self.audit(actor, Some(&user.company_id), now, "api_token.created");
-        audit.details = json!({"token_id": token.id, "user_id": user.id, "description": token.description});
-        self.store.create_api_token(&token, &audit).await?;
-        Ok((token, secret))
     }
 
     /// Moves the manual clock forward and applies every scheduled change that became due.
@@ -518,7 +503,7 @@ impl App {
                 },
             )
             .await?;
-        let (_, token) = self.issue_token(&op, &admin, Some("demo".into())).await?;
+        let (_, token) = self.issue_token(&op, &admin, Some("demo".into()), None).await?;
         Ok(Some(DemoCredentials {
             company: company.name,
             admin: (admin.email, admin_pw, token),
@@ -553,16 +538,43 @@ impl App {
         Ok(self.store.balance(&user.company_id).await?)
     }
 
-    /// The caller's company's ledger, newest first.
+    /// The caller's company's whole ledger, newest first (pages that show it all; lists that
+    /// may grow long use [`App::transactions_page`]).
     pub async fn transactions(&self, actor: &Actor) -> Result<Vec<LedgerTransaction>, AppError> {
-        let user = Self::require_admin(actor)?;
-        Ok(self.store.transactions(&user.company_id, HISTORY_LIMIT).await?)
+        Ok(self.transactions_page(actor, None, None).await?.items)
     }
 
-    /// The caller's company's audit log, newest first.
-    pub async fn audit_events(&self, actor: &Actor) -> Result<Vec<AuditEvent>, AppError> {
+    /// A page of the caller's company's ledger, newest first: at most `limit` transactions
+    /// (none: all) after `cursor` (see [`paging`]).
+    pub async fn transactions_page(
+        &self,
+        actor: &Actor,
+        limit: Option<i64>,
+        cursor: Option<&str>,
+    ) -> Result<Page<LedgerTransaction>, AppError> {
         let user = Self::require_admin(actor)?;
-        Ok(self.store.audit_events(&user.company_id, HISTORY_LIMIT).await?)
+        let page = paging::history_page(limit, cursor)?;
+        let items = self.store.transactions(&user.company_id, &page).await?;
+        Ok(paging::into_page(&page, items, |t| (t.at, t.id.as_str())))
+    }
+
+    /// The caller's company's whole audit log, newest first (see [`App::audit_events_page`]).
+    pub async fn audit_events(&self, actor: &Actor) -> Result<Vec<AuditEvent>, AppError> {
+        Ok(self.audit_events_page(actor, None, None).await?.items)
+    }
+
+    /// A page of the caller's company's audit log, newest first: at most `limit` events (none:
+    /// all) after `cursor` (see [`paging`]).
+    pub async fn audit_events_page(
+        &self,
+        actor: &Actor,
+        limit: Option<i64>,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEvent>, AppError> {
+        let user = Self::require_admin(actor)?;
+        let page = paging::history_page(limit, cursor)?;
+        let items = self.store.audit_events(&user.company_id, &page).await?;
+        Ok(paging::into_page(&page, items, |e| (e.at, e.id.as_str())))
     }
 
     /// Lists resources; the query's company is replaced by the caller's.
@@ -742,14 +754,22 @@ impl App {
     pub async fn act(&self, actor: &Actor, id: &ResourceId, action: ResourceAction) -> Result<Resource, AppError> {
         let user = Self::require_admin(actor)?;
         let company = &user.company_id;
+        let mut settled = false;
         for _ in 0..MAX_ATTEMPTS {
             let current =
                 self.store.resource(company, id).await?.ok_or_else(|| AppError::NotFound("resource".into()))?;
             let now = self.now();
             // A scheduled change that is due has taken effect, written or not: write it first
-            // (the scheduler may be a moment behind), then decide on the result.
+            // (the scheduler may be a moment behind), then decide on the result. If it is still
+            // unwritten after that, the scheduler set it aside as broken (and logged why).
             if current.take_effect(now).is_some() {
+                if settled {
+                    return Err(AppError::Internal(format!(
+                        "the due scheduled change of resource {id} could not be applied; it is retried later"
+                    )));
+                }
                 self.apply_due_changes().await?;
+                settled = true;
                 continue;
             }
             let mut guard = None;
@@ -809,8 +829,9 @@ impl App {
 
     /// Applies every scheduled change that is due now, each exactly once: the store claims due
     /// resources in batches (other instances skip what this one holds) and writes each change
-    /// only if the resource is still at the version it was decided on. Returns how many this
-    /// call applied.
+    /// only if the resource is still at the version it was decided on. A change that cannot be
+    /// applied is set aside by the store, logged here with its cause and counted
+    /// ([`App::scheduler_counters`]); the others go on. Returns how many this call applied.
     pub async fn apply_due_changes(&self) -> Result<usize, AppError> {
         let now = self.now();
         let decide = move |r: &Resource| {
@@ -828,10 +849,17 @@ impl App {
         };
         let mut applied = 0;
         loop {
-            match self.store.apply_due(now, 100, &decide).await? {
-                0 => return Ok(applied),
-                n => applied += n,
+            let batch = self.store.apply_due(now, 100, &decide).await?;
+            self.scheduler.record(&batch);
+            applied += batch.applied;
+            if batch.applied == 0 && batch.set_aside.is_empty() {
+                return Ok(applied);
             }
         }
+    }
+
+    /// How the scheduler has fared since start-up.
+    pub fn scheduler_counters(&self) -> &scheduler::Counters {
+        &self.scheduler
     }
 }

@@ -113,7 +113,8 @@ impl App {
                 false
             }
         };
-        let Some(user) = user.filter(|_| ok) else {
+        // A disabled user's right password opens nothing either.
+        let Some(user) = user.filter(|u| ok && u.disabled_at.is_none()) else {
             self.throttle.failed(&email);
             return Err(AppError::Unauthenticated);
         };
@@ -231,7 +232,7 @@ impl App {
         };
         let r =
             self.store.resource(&user.company_id, id).await?.ok_or_else(|| AppError::NotFound("resource".into()))?;
-        if user.role == Role::CompanyAdmin || r.created_for.email == user.email {
+        if user.role == Role::CompanyAdmin || r.created_for.email == *user.email {
             Ok(r)
         } else {
             Err(AppError::NotFound("resource".into()))
@@ -256,7 +257,7 @@ impl App {
                 continue;
             }
             if let Some(r) = self.store.resource(&user.company_id, id).await? {
-                names.insert(id.clone(), r.display_name);
+                names.insert(id.clone(), r.display_name.to_string());
             }
         }
         Ok(names)

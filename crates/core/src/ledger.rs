@@ -72,9 +72,10 @@ pub struct Balance {
 }
 
 impl Balance {
-    /// Builds a balance from the two stored counters and the pending releases.
-    pub fn new(total: CloudTokens, allocated: CloudTokens, pending_release: CloudTokens) -> Balance {
-        Balance { total, allocated, available: CloudTokens(total.get() - allocated.get()), pending_release }
+    /// Builds a balance from the two stored counters and the pending releases; `None` when
+    /// `total − allocated` cannot be computed exactly (counters no valid ledger can produce).
+    pub fn new(total: CloudTokens, allocated: CloudTokens, pending_release: CloudTokens) -> Option<Balance> {
+        Some(Balance { total, allocated, available: total.checked_sub(allocated)?, pending_release })
     }
 }
 

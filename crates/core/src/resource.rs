@@ -11,6 +11,7 @@ use crate::error::DomainError;
 use crate::ids::{CompanyId, ResourceId};
 use crate::ledger::TransactionKind;
 use crate::tokens::CloudTokens;
+use crate::validation::{DisplayName, Email, PersonName};
 use serde::{Deserialize, Serialize};
 
 /// Where a resource is in its lifecycle.
@@ -78,12 +79,12 @@ impl Environment {
 }
 
 /// The person a resource was created for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Person {
     /// Full name.
-    pub name: String,
-    /// Email address.
-    pub email: String,
+    pub name: PersonName,
+    /// Email address (lowercased).
+    pub email: Email,
 }
 
 /// A change that takes effect later, at a bundle-month boundary.
@@ -123,8 +124,8 @@ pub struct Resource {
     pub company_id: CompanyId,
     /// Type.
     pub resource_type: ResourceType,
-    /// Display name (trimmed).
-    pub display_name: String,
+    /// Display name (trimmed; unique among the company's live resources, case-insensitively).
+    pub display_name: DisplayName,
     /// Environment label.
     pub environment: Environment,
     /// Region id.
@@ -250,14 +251,14 @@ impl Resource {
         calendar::bundle_month_at(self.created_at, t.max(self.created_at))
     }
 
-    /// Tokens the scheduled change will release when it takes effect.
-    pub fn pending_release(&self) -> CloudTokens {
+    /// Tokens the scheduled change will release when it takes effect; `None` only when the
+    /// amounts cannot be subtracted exactly (a broken stored value: the domain never schedules
+    /// a downgrade that costs more than the plan in force).
+    pub fn pending_release(&self) -> Option<CloudTokens> {
         match self.scheduled {
-            Some(Scheduled::Downgrade { cloud_tokens, .. }) => {
-                CloudTokens(self.cloud_tokens.get() - cloud_tokens.get())
-            }
-            Some(Scheduled::Deprovision { .. }) => self.cloud_tokens,
-            None => CloudTokens::ZERO,
+            Some(Scheduled::Downgrade { cloud_tokens, .. }) => self.cloud_tokens.checked_sub(cloud_tokens),
+            Some(Scheduled::Deprovision { .. }) => Some(self.cloud_tokens),
+            None => Some(CloudTokens::ZERO),
         }
     }
 
@@ -312,7 +313,12 @@ impl Resource {
             DomainError::field("plan", format!("the catalog offers no {target} plan for {}", self.resource_type))
         })?;
         if plan.cloud_tokens > self.cloud_tokens {
-            let extra = CloudTokens(plan.cloud_tokens.get() - self.cloud_tokens.get());
+            let extra = plan.cloud_tokens.checked_sub(self.cloud_tokens).ok_or_else(|| {
+                DomainError::field(
+                    "plan",
+                    format!("the cost of the {target} plan cannot be compared with the current one"),
+                )
+            })?;
             let mut next = self.with(None);
             next.plan = target;
             next.cloud_tokens = plan.cloud_tokens;
@@ -348,7 +354,7 @@ impl Resource {
         let in_use: Vec<(String, String)> = linked
             .iter()
             .filter(|kb| kb.is_live() && !matches!(kb.scheduled, Some(Scheduled::Deprovision { .. })))
-            .map(|kb| (kb.id.to_string(), kb.display_name.clone()))
+            .map(|kb| (kb.id.to_string(), kb.display_name.to_string()))
             .collect();
         if !in_use.is_empty() {
             return Err(DomainError::EmbeddingsInUse(in_use));
@@ -392,7 +398,9 @@ impl Resource {
 
     /// The scheduled change that is due at `now`, applied: the plan switched or the resource
     /// deprovisioned, with its release recorded at the effective instant (not at `now`, which
-    /// may be later when the server was down).
+    /// may be later when the server was down). `None` when nothing is due — or when a due
+    /// downgrade's amounts cannot be subtracted exactly (a broken stored value), which the
+    /// scheduler treats as a failed change and sets aside.
     pub fn take_effect(&self, now: Instant) -> Option<Change> {
         let scheduled = self.scheduled?;
         let at = scheduled.effective_at();
@@ -401,7 +409,7 @@ impl Resource {
         }
         match scheduled {
             Scheduled::Downgrade { plan, cloud_tokens, .. } => {
-                let released = CloudTokens(self.cloud_tokens.get() - cloud_tokens.get());
+                let released = self.cloud_tokens.checked_sub(cloud_tokens)?;
                 let mut next = self.with(None);
                 next.plan = plan;
                 next.cloud_tokens = cloud_tokens;

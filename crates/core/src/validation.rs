@@ -21,7 +21,8 @@ pub const PERSON_NAME_MAX: usize = 100;
 pub const EMAIL_MAX: usize = 254;
 
 /// A resource display name: 1–64 characters after trimming, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct DisplayName(String);
 
 impl DisplayName {
@@ -52,7 +53,8 @@ impl DisplayName {
 }
 
 /// A person's name: 1–100 characters after trimming, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct PersonName(String);
 
 impl PersonName {
@@ -78,7 +80,8 @@ impl PersonName {
 }
 
 /// An email address: `local@domain.tld`, no spaces, at most 254 characters. Stored lowercased.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct Email(String);
 
 impl Email {
@@ -112,6 +115,39 @@ impl Email {
         &self.0
     }
 }
+
+/// What the three text newtypes share: reading back what was stored, and being used as text.
+macro_rules! stored_text {
+    ($($name:ident),+) => {$(
+        impl $name {
+            /// A value read back from storage, where it was parsed when it was written. Not
+            /// checked again, so that tightening a rule never makes existing rows unreadable.
+            pub fn stored(value: String) -> $name {
+                $name(value)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+    )+};
+}
+
+stored_text!(DisplayName, PersonName, Email);
 
 /// What a client sent to provision (or to preview) a resource. `None` means "missing".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -170,14 +206,14 @@ impl ValidProvision {
             id,
             company_id,
             resource_type: self.resource_type,
-            display_name: self.display_name.as_str().to_string(),
+            display_name: self.display_name,
             environment: self.environment,
             region: self.region,
             cross_region_inference: self.cross_region_inference,
             model: self.model,
             plan: self.plan.size,
             cloud_tokens: self.plan.cloud_tokens,
-            created_for: Person { name: self.user_name.as_str().into(), email: self.user_email.as_str().into() },
+            created_for: Person { name: self.user_name, email: self.user_email },
             status: Status::Active,
             created_at: now,
             scheduled: None,

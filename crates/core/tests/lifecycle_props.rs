@@ -891,9 +891,11 @@ impl Run {
 
         // The company's balance.
         let live_sum: i64 = s.resources.iter().filter(|r| r.is_live()).map(|r| r.cloud_tokens.get()).sum();
-        let pending: i64 = s.resources.iter().map(|r| r.pending_release().get()).sum();
+        let pending: i64 = s.resources.iter().map(|r| r.pending_release().map_or(-1, CloudTokens::get)).sum();
         let model_pending: i64 = m.resources.iter().filter(|r| r.live()).map(ModelRes::pending).sum();
-        let balance = Balance::new(CloudTokens(s.total), CloudTokens(s.allocated), CloudTokens(pending));
+        let Some(balance) = Balance::new(CloudTokens(s.total), CloudTokens(s.allocated), CloudTokens(pending)) else {
+            panic!("the balance cannot be computed: {} - {}", s.total, s.allocated);
+        };
         assert!(balance.available.get() >= 0, "available < 0: {balance:?}");
         assert_eq!(balance.available.get() + balance.allocated.get(), balance.total.get());
         assert_eq!(s.allocated, live_sum, "allocated is not the sum of the live resources' plan costs");

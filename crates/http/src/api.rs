@@ -10,7 +10,7 @@ use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use genai_app::auth::Actor;
 use genai_app::{AppError, CompanyInput, ResourceAction, ResourceQuery, Role, UserInput};
@@ -18,7 +18,7 @@ use genai_core::calendar::{format_instant, parse_instant};
 use genai_core::catalog::{PlanSize, ResourceType};
 use genai_core::resource::Environment;
 use genai_core::validation::ProvisionForm;
-use genai_core::{CompanyId, ResourceId, UserId};
+use genai_core::{CompanyId, Instant, ResourceId, UserId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -184,27 +184,109 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(UserDto::from(&user))))
 }
 
+/// Headers of an answer that shows a secret once: no cache may keep it.
+// h-sec: replace with the shared "shows a secret" helper once it lands.
+const SHOWS_SECRET: [(header::HeaderName, &str); 1] = [(header::CACHE_CONTROL, "no-store")];
+
+/// Reads `description` and `expires_at` (RFC 3339) of a token request.
+fn token_request(body: &Body) -> ApiResult<(Option<String>, Option<Instant>)> {
+    let expires_at = match body.string("expires_at")? {
+        None => None,
+        Some(text) => Some(parse_instant(&text).ok_or_else(|| {
+            ApiError::from(AppError::field("expires_at", format!("\"{text}\" is not an RFC 3339 instant")))
+        })?),
+    };
+    Ok((body.string("description")?, expires_at))
+}
+
 /// Creates an API token for a user; the secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/operator/users/{id}/api-tokens", tag = "Operator", request_body = ApiTokenRequest,
-    params(("id" = String, Path)), responses((status = 201, body = ApiTokenDto), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    params(("id" = String, Path)), responses((status = 201, body = ApiTokenDto, description = "Shown once; sent with Cache-Control: no-store"),
+    (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create_api_token(
     State(s): State<AppState>,
     Caller(actor): Caller,
     Path(id): Path<String>,
     raw: Bytes,
-) -> ApiResult<(StatusCode, Json<ApiTokenDto>)> {
+) -> ApiResult<(StatusCode, [(header::HeaderName, &'static str); 1], Json<ApiTokenDto>)> {
     let body = Body::parse(&raw)?;
-    let (token, secret) = s.app.create_api_token(&actor, &UserId(id), body.string("description")?).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ApiTokenDto {
-            token: secret,
-            id: token.id,
-            user_id: token.user_id.to_string(),
-            description: token.description,
-            created_at: format_instant(token.created_at),
-        }),
-    ))
+    let (description, expires_at) = token_request(&body)?;
+    let (token, secret) = s.app.create_api_token(&actor, &UserId(id), description, expires_at).await?;
+    Ok((StatusCode::CREATED, SHOWS_SECRET, Json(ApiTokenDto::new(&token, secret))))
+}
+
+/// A user's API tokens, revoked and expired ones included (never their secrets).
+#[utoipa::path(get, path = "/api/v1/operator/users/{id}/api-tokens", tag = "Operator", params(("id" = String, Path)),
+    responses((status = 200, body = ApiTokenListDto), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_user_api_tokens(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApiTokenListDto>> {
+    let tokens = s.app.user_api_tokens(&actor, &UserId(id)).await?;
+    Ok(Json(ApiTokenListDto { tokens: tokens.iter().map(Into::into).collect() }))
+}
+
+/// Revokes any user's API token; it is refused from the next request on.
+#[utoipa::path(delete, path = "/api/v1/operator/api-tokens/{id}", tag = "Operator", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked (also when it already was)"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn revoke_api_token(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.app.revoke_api_token(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Disables a user (their tokens and web sessions are refused at once) or enables them again.
+#[utoipa::path(patch, path = "/api/v1/operator/users/{id}", tag = "Operator", request_body = UserPatchRequest,
+    params(("id" = String, Path)), responses((status = 200, body = UserDto), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_user(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Json<UserDto>> {
+    let body = Body::parse(&raw)?;
+    let user = s.app.set_user_disabled(&actor, &UserId(id), body.bool("disabled")?).await?;
+    Ok(Json(UserDto::from(&user)))
+}
+
+/// The caller's own API tokens (any role), never their secrets.
+#[utoipa::path(get, path = "/api/v1/me/api-tokens", tag = "Me",
+    responses((status = 200, body = ApiTokenListDto), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_my_api_tokens(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<ApiTokenListDto>> {
+    let tokens = s.app.my_api_tokens(&actor).await?;
+    Ok(Json(ApiTokenListDto { tokens: tokens.iter().map(Into::into).collect() }))
+}
+
+/// Creates an API token for the caller; the secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/me/api-tokens", tag = "Me", request_body = ApiTokenRequest,
+    responses((status = 201, body = ApiTokenDto, description = "Shown once; sent with Cache-Control: no-store"),
+    (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_my_api_token(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    raw: Bytes,
+) -> ApiResult<(StatusCode, [(header::HeaderName, &'static str); 1], Json<ApiTokenDto>)> {
+    let body = Body::parse(&raw)?;
+    let (description, expires_at) = token_request(&body)?;
+    let (token, secret) = s.app.create_my_api_token(&actor, description, expires_at).await?;
+    Ok((StatusCode::CREATED, SHOWS_SECRET, Json(ApiTokenDto::new(&token, secret))))
+}
+
+/// Revokes one of the caller's own API tokens (another user's is not found).
+#[utoipa::path(delete, path = "/api/v1/me/api-tokens/{id}", tag = "Me", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked (also when it already was)"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn revoke_my_api_token(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.app.revoke_my_api_token(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The server's clock.
@@ -249,14 +331,34 @@ pub async fn get_tokens(State(s): State<AppState>, Caller(actor): Caller) -> Api
     Ok(Json(s.app.balance(&actor).await?.into()))
 }
 
-/// The cloud-token ledger, newest first.
-#[utoipa::path(get, path = "/api/v1/tokens/transactions", tag = "Control Center", responses((status = 200, body = TransactionListDto)), security(("bearer" = [])))]
+/// `limit` and `cursor` of a history list: the number is checked here (400 when it is none),
+/// its range and the cursor by the use case.
+fn page_query(q: &ListQuery) -> ApiResult<(Option<i64>, Option<&str>)> {
+    let limit = match q.raw.get("limit") {
+        None => None,
+        Some(l) => Some(l.parse::<i64>().map_err(|_| {
+            ApiError::invalid(format!("limit must be a whole number; got \"{l}\""), json!({"field": "limit"}))
+        })?),
+    };
+    Ok((limit, q.raw.get("cursor").map(String::as_str)))
+}
+
+/// The cloud-token ledger, newest first, paged like the resource list.
+#[utoipa::path(get, path = "/api/v1/tokens/transactions", tag = "Control Center",
+    params(("limit" = Option<i64>, Query, description = "1–1000; without it, every transaction"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = TransactionListDto), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_transactions(
     State(s): State<AppState>,
     Caller(actor): Caller,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<TransactionListDto>> {
-    let txs = s.app.transactions(&actor).await?;
-    Ok(Json(TransactionListDto { transactions: txs.iter().map(Into::into).collect() }))
+    let (limit, cursor) = page_query(&q)?;
+    let page = s.app.transactions_page(&actor, limit, cursor).await?;
+    Ok(Json(TransactionListDto {
+        transactions: page.items.iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// The catalog: regions, environments, models, plans.
@@ -444,9 +546,17 @@ pub async fn cancel_deprovision(
     act(&s, &actor, id, ResourceAction::CancelDeprovision).await
 }
 
-/// The audit log, newest first.
-#[utoipa::path(get, path = "/api/v1/audit-events", tag = "Control Center", responses((status = 200, body = AuditEventListDto)), security(("bearer" = [])))]
-pub async fn list_audit_events(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<AuditEventListDto>> {
-    let events = s.app.audit_events(&actor).await?;
-    Ok(Json(AuditEventListDto { events: events.iter().map(Into::into).collect() }))
+/// The audit log, newest first, paged like the resource list.
+#[utoipa::path(get, path = "/api/v1/audit-events", tag = "Control Center",
+    params(("limit" = Option<i64>, Query, description = "1–1000; without it, every event"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = AuditEventListDto), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_audit_events(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<AuditEventListDto>> {
+    let (limit, cursor) = page_query(&q)?;
+    let page = s.app.audit_events_page(&actor, limit, cursor).await?;
+    Ok(Json(AuditEventListDto { events: page.items.iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }

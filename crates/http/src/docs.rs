@@ -26,14 +26,17 @@ impl Modify for BearerAuth {
     paths(
         api::get_health,
         api::create_company, api::list_companies, api::get_company, api::update_company, api::create_token_grant,
-        api::create_user, api::create_api_token, api::get_clock, api::set_clock,
+        api::create_user, api::update_user, api::create_api_token, api::list_user_api_tokens, api::revoke_api_token,
+        api::get_clock, api::set_clock,
+        api::list_my_api_tokens, api::create_my_api_token, api::revoke_my_api_token,
         api::get_eligibility, api::get_tokens, api::list_transactions, api::get_catalog, api::list_resources,
         api::preview_resource, api::provision_resource, api::get_resource, api::change_plan, api::cancel_downgrade,
         api::deprovision_resource, api::cancel_deprovision, api::list_audit_events,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
-    tags((name = "Control Center", description = "For company admins"), (name = "Operator", description = "For whoever runs the installation"))
+    tags((name = "Control Center", description = "For company admins"), (name = "Me", description = "The caller's own API tokens (any role)"),
+         (name = "Operator", description = "For whoever runs the installation"))
 )]
 pub struct ApiDoc;
 

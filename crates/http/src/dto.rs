@@ -1,7 +1,7 @@
 //! The JSON shapes of `API.md`, built from domain values. Also the schemas of the OpenAPI
 //! document (request shapes are documented here and read field by field in [`crate::body`]).
 
-use genai_app::{AuditEvent, Company, LedgerTransaction, Specification, User};
+use genai_app::{ApiToken, AuditEvent, Company, LedgerTransaction, Specification, User};
 use genai_core::calendar::format_instant;
 use genai_core::catalog::{Catalog, ResourceType};
 use genai_core::eligibility::Check;
@@ -151,7 +151,7 @@ impl ResourceDto {
         ResourceDto {
             id: r.id.to_string(),
             resource_type: r.resource_type.as_str().into(),
-            display_name: r.display_name.clone(),
+            display_name: r.display_name.to_string(),
             environment: r.environment.as_str().into(),
             region: r.region.clone(),
             cross_region_inference: r.cross_region_inference,
@@ -159,7 +159,7 @@ impl ResourceDto {
             model_name: r.model.as_deref().map(|m| catalog.model_name(m).to_string()),
             plan: r.plan.as_str().into(),
             cloud_tokens: r.cloud_tokens.get(),
-            created_for: PersonDto { name: r.created_for.name.clone(), email: r.created_for.email.clone() },
+            created_for: PersonDto { name: r.created_for.name.to_string(), email: r.created_for.email.to_string() },
             status: r.status.as_str().into(),
             status_label: r.status_label(),
             created_at: format_instant(r.created_at),
@@ -257,11 +257,13 @@ impl From<&LedgerTransaction> for TransactionDto {
     }
 }
 
-/// The ledger.
+/// A page of the ledger.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransactionListDto {
     /// Newest first.
     pub transactions: Vec<TransactionDto>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// An audit event.
@@ -296,11 +298,13 @@ impl From<&AuditEvent> for AuditEventDto {
     }
 }
 
-/// The audit log.
+/// A page of the audit log.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventListDto {
     /// Newest first.
     pub events: Vec<AuditEventDto>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// One eligibility check.
@@ -458,6 +462,10 @@ pub struct UserDto {
     pub has_password: bool,
     /// When it was created.
     pub created_at: String,
+    /// Whether the operator has disabled the user (none of their credentials work).
+    pub disabled: bool,
+    /// Since when.
+    pub disabled_at: Option<String>,
 }
 
 impl From<&User> for UserDto {
@@ -470,6 +478,8 @@ impl From<&User> for UserDto {
             role: u.role.as_str().into(),
             has_password: u.password_hash.is_some(),
             created_at: format_instant(u.created_at),
+            disabled: u.disabled_at.is_some(),
+            disabled_at: u.disabled_at.map(format_instant),
         }
     }
 }
@@ -496,6 +506,62 @@ pub struct ApiTokenDto {
     pub description: String,
     /// When it was created.
     pub created_at: String,
+    /// From when it is refused; null: it does not expire.
+    pub expires_at: Option<String>,
+}
+
+impl ApiTokenDto {
+    /// The answer to creating `token`, whose secret is `secret`.
+    pub fn new(token: &ApiToken, secret: String) -> ApiTokenDto {
+        ApiTokenDto {
+            token: secret,
+            id: token.id.clone(),
+            user_id: token.user_id.to_string(),
+            description: token.description.clone(),
+            created_at: format_instant(token.created_at),
+            expires_at: token.expires_at.map(format_instant),
+        }
+    }
+}
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiTokenInfoDto {
+    /// Id.
+    pub id: String,
+    /// The user it acts as.
+    pub user_id: String,
+    /// What it is for.
+    pub description: String,
+    /// When it was created.
+    pub created_at: String,
+    /// From when it is refused; null: it does not expire.
+    pub expires_at: Option<String>,
+    /// When it last authenticated a request (to the minute); null: never.
+    pub last_used_at: Option<String>,
+    /// When it was revoked; null: not revoked.
+    pub revoked_at: Option<String>,
+}
+
+impl From<&ApiToken> for ApiTokenInfoDto {
+    fn from(t: &ApiToken) -> Self {
+        ApiTokenInfoDto {
+            id: t.id.clone(),
+            user_id: t.user_id.to_string(),
+            description: t.description.clone(),
+            created_at: format_instant(t.created_at),
+            expires_at: t.expires_at.map(format_instant),
+            last_used_at: t.last_used_at.map(format_instant),
+            revoked_at: t.revoked_at.map(format_instant),
+        }
+    }
+}
+
+/// A user's API tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiTokenListDto {
+    /// Newest first, revoked and expired ones included.
+    pub tokens: Vec<ApiTokenInfoDto>,
 }
 
 /// The server's clock.
@@ -587,8 +653,18 @@ pub struct UserRequest {
 /// New API token.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ApiTokenRequest {
-    /// What it is for.
+    /// What it is for (at most 200 characters).
     pub description: Option<String>,
+    /// When it stops working (RFC 3339, in the future); omitted: never.
+    pub expires_at: Option<String>,
+}
+
+/// A change to a user (operator).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserPatchRequest {
+    /// `true` refuses the user's tokens and ends their web sessions at once; `false` lets them
+    /// in again.
+    pub disabled: bool,
 }
 
 /// Moving the manual clock.

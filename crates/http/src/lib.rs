@@ -12,7 +12,7 @@ pub mod web;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use genai_app::App;
 use std::sync::Arc;
@@ -51,7 +51,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/operator/companies/{id}", get(get_company).patch(update_company))
         .route("/api/v1/operator/companies/{id}/token-grants", post(create_token_grant))
         .route("/api/v1/operator/companies/{id}/users", post(create_user))
-        .route("/api/v1/operator/users/{id}/api-tokens", post(create_api_token))
+        .route("/api/v1/operator/users/{id}", patch(update_user))
+        .route("/api/v1/operator/users/{id}/api-tokens", post(create_api_token).get(list_user_api_tokens))
+        .route("/api/v1/operator/api-tokens/{id}", delete(revoke_api_token))
+        .route("/api/v1/me/api-tokens", get(list_my_api_tokens).post(create_my_api_token))
+        .route("/api/v1/me/api-tokens/{id}", delete(revoke_my_api_token))
         .route("/api/v1/operator/clock", get(get_clock).post(set_clock))
         .route("/api/v1/eligibility", get(get_eligibility))
         .route("/api/v1/tokens", get(get_tokens))

@@ -1,6 +1,7 @@
 //! The client half of the `genai` binary: commands that talk to a running server over its HTTP
 //! API (`/work/shared/API.md` is the contract), for company admins (`resources`, `tokens`,
-//! `catalog`) and for whoever runs the installation (`operator …`).
+//! `audit`, `catalog`), for every user (`api-tokens`: their own API tokens) and for whoever runs
+//! the installation (`operator …`).
 //!
 //! Design:
 //! - The CLI is a plain HTTP client of the public API, never a second way into the store: what
@@ -16,8 +17,11 @@
 //! - `catalog --default` prints the built-in catalog without any server, so an operator can copy
 //!   it as the starting point for `genai serve --catalog FILE`.
 
+mod api_tokens;
+mod audit;
 mod catalog;
 mod client;
+mod history;
 mod operator;
 mod output;
 mod resources;
@@ -48,9 +52,15 @@ pub enum ClientCommand {
     Resources(resources::ResourcesCommand),
     /// The company's cloud-token balance, or its transactions (company admins).
     Tokens(tokens::TokensArgs),
+    /// The company's audit log, newest first (company admins).
+    Audit(audit::AuditArgs),
+    /// Your own API tokens: list, create, revoke (any role).
+    #[command(subcommand, name = "api-tokens")]
+    ApiTokens(api_tokens::ApiTokensCommand),
     /// The catalog of regions, environments, models and plans.
     Catalog(catalog::CatalogArgs),
-    /// Companies, token grants, users, API tokens and the clock (needs the operator token).
+    /// Companies, token grants, users (and disabling them), API tokens and the clock (needs the
+    /// operator token).
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
 }
@@ -71,6 +81,8 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> Result<(), CliErr
     match command {
         ClientCommand::Resources(command) => resources::run(&api(args, false)?, args.json, command).await,
         ClientCommand::Tokens(command) => tokens::run(&api(args, false)?, args.json, command).await,
+        ClientCommand::Audit(command) => audit::run(&api(args, false)?, args.json, command).await,
+        ClientCommand::ApiTokens(command) => api_tokens::run(&api(args, false)?, args.json, command).await,
         ClientCommand::Catalog(command) => {
             if command.default {
                 // No server involved: the built-in catalog is compiled into this binary.

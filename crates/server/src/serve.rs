@@ -66,18 +66,18 @@ pub fn redact(url: &str) -> String {
 async fn open_store(db: &DatabaseArgs) -> Result<Arc<dyn Store>, String> {
     let url = db.database.as_str();
     if url.starts_with("sqlite:") {
-        let store = genai_store_sqlite::SqliteStore::open(url)
+        let store = genai_store_sqlite::open(url)
             .await
-            .map_err(|e| format!("cannot open {}: {e}", redact(url)))?;
+            .map_err(|e| format!("cannot open {}: {}", redact(url), genai_store::error_chain(&e)))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let options = genai_store_postgres::PgOptions {
             max_connections: db.db_pool_size.max(1),
             statement_timeout: (db.db_statement_timeout > 0).then(|| Duration::from_secs(db.db_statement_timeout)),
         };
-        let store = genai_store_postgres::PostgresStore::open(url, options)
+        let store = genai_store_postgres::open(url, options)
             .await
-            .map_err(|e| format!("cannot open {}: {e}", redact(url)))?;
+            .map_err(|e| format!("cannot open {}: {}", redact(url), genai_store::error_chain(&e)))?;
         Ok(Arc::new(store))
     } else {
         Err(format!("--database must start with sqlite:// or postgres://, not {}", redact(url)))

@@ -50,6 +50,10 @@ async fn roles_and_tokens_are_enforced_on_every_path() {
         ("POST", format!("/api/v1/operator/companies/{company}/users")),
         ("GET", "/api/v1/operator/clock".to_string()),
         ("POST", "/api/v1/operator/clock".to_string()),
+        ("PATCH", "/api/v1/operator/users/usr_x".to_string()),
+        ("GET", "/api/v1/operator/users/usr_x/api-tokens".to_string()),
+        ("POST", "/api/v1/operator/users/usr_x/api-tokens".to_string()),
+        ("DELETE", "/api/v1/operator/api-tokens/tok_x".to_string()),
     ];
     for (method, path) in &operator_paths {
         let (s, b) = srv.call(method, path, Some(json!({})), Some(&admin)).await;
@@ -553,4 +557,278 @@ async fn openapi_document_and_api_browser_are_served() {
     let js = reqwest::get(format!("{}/api/docs/swagger-ui-bundle.js", srv.base)).await.unwrap();
     assert_eq!(js.status(), 200);
     assert!(js.bytes().await.unwrap().len() > 100_000);
+}
+
+/// A user of a company with one API token (made by the operator); answers (user id, token).
+async fn new_user(srv: &TestServer, company: &str, role: &str, email: &str) -> (String, String) {
+    let (s, u) = srv
+        .op(
+            "POST",
+            &format!("/api/v1/operator/companies/{company}/users"),
+            Some(json!({"name": "Token User", "email": email, "role": role})),
+        )
+        .await;
+    assert_eq!(s, 201, "{u}");
+    let id = u["id"].as_str().unwrap().to_string();
+    let (s, t) = srv.op("POST", &format!("/api/v1/operator/users/{id}/api-tokens"), None).await;
+    assert_eq!(s, 201, "{t}");
+    (id, t["token"].as_str().unwrap().to_string())
+}
+
+/// A request whose answer headers matter: answers (status, Cache-Control, JSON body).
+async fn with_headers(
+    srv: &TestServer,
+    method: &str,
+    path: &str,
+    body: Value,
+    token: &str,
+) -> (u16, Option<String>, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let resp = reqwest::Client::new()
+        .request(method, format!("{}{path}", srv.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let cache = resp.headers().get("cache-control").map(|v| v.to_str().unwrap().to_string());
+    (status, cache, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn works(srv: &TestServer, token: &str) -> bool {
+    match srv.call("GET", "/api/v1/me/api-tokens", None, Some(token)).await {
+        (200, _) => true,
+        (401, b) => {
+            assert_eq!(code(&b), "unauthenticated");
+            false
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn own_api_tokens_are_listed_created_expired_and_revoked() {
+    let srv = TestServer::start(&["--manual-clock", "2026-01-05T09:00:00Z"]);
+    let (company, _) = srv.company(100).await;
+    let (_, admin) = new_user(&srv, &company, "company_admin", "own@example.com").await;
+
+    let (s, list) = srv.call("GET", "/api/v1/me/api-tokens", None, Some(&admin)).await;
+    assert_eq!(s, 200, "{list}");
+    let first = &list["tokens"][0];
+    assert_eq!(list["tokens"].as_array().unwrap().len(), 1);
+    assert_eq!(first["last_used_at"], "2026-01-05T09:00:00Z", "this very call used it");
+    assert!(first["revoked_at"].is_null() && first["expires_at"].is_null() && first["created_at"].is_string());
+    assert!(first.get("token").is_none() && first.get("token_hash").is_none(), "never the secret: {first}");
+
+    let request = json!({"description": "CI deploys", "expires_at": "2026-01-06T09:00:00Z"});
+    let (s, cache, created) = with_headers(&srv, "POST", "/api/v1/me/api-tokens", request, &admin).await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(cache.as_deref(), Some("no-store"), "a secret shown once is never cached");
+    let (ci_id, ci) = (created["id"].as_str().unwrap().to_string(), created["token"].as_str().unwrap().to_string());
+    assert!(ci.starts_with("genai_"), "{created}");
+    assert_eq!(created["expires_at"], "2026-01-06T09:00:00Z");
+    assert!(works(&srv, &ci).await);
+    let (_, list) = srv.call("GET", "/api/v1/me/api-tokens", None, Some(&ci)).await;
+    assert_eq!(list["tokens"][0]["id"], ci_id.as_str(), "newest first");
+    assert_eq!(list["tokens"][0]["description"], "CI deploys");
+
+    for (body, field) in [
+        (json!({"expires_at": "2026-01-05T08:00:00Z"}), "expires_at"),
+        (json!({"expires_at": "2026-01-05T09:00:00Z"}), "expires_at"),
+        (json!({"expires_at": "tomorrow"}), "expires_at"),
+        (json!({"description": "x".repeat(201)}), "description"),
+    ] {
+        let (s, b) = srv.call("POST", "/api/v1/me/api-tokens", Some(body.clone()), Some(&admin)).await;
+        assert_eq!((s, code(&b)), (422, "validation_failed"), "{body}");
+        assert!(b["error"]["details"]["fields"][field].is_string(), "{b}");
+    }
+    let (s, b) = srv.call("POST", "/api/v1/me/api-tokens", Some(json!({"expires_at": 5})), Some(&admin)).await;
+    assert_eq!((s, code(&b)), (400, "invalid_request"));
+
+    // Refused from its expiry on, on the server's clock.
+    srv.set_clock("2026-01-06T08:59:59Z").await;
+    assert!(works(&srv, &ci).await);
+    srv.set_clock("2026-01-06T09:00:00Z").await;
+    assert!(!works(&srv, &ci).await, "expired");
+
+    // Revoked: refused at once; revoking again is fine; unknown ids are not found.
+    let (_, extra) = srv.call("POST", "/api/v1/me/api-tokens", Some(json!({})), Some(&admin)).await;
+    let (extra_id, extra) = (extra["id"].as_str().unwrap(), extra["token"].as_str().unwrap());
+    let (s, b) = srv.call("DELETE", &format!("/api/v1/me/api-tokens/{extra_id}"), None, Some(&admin)).await;
+    assert_eq!((s, b), (204, Value::Null));
+    assert!(!works(&srv, extra).await, "revoked");
+    let (s, _) = srv.call("DELETE", &format!("/api/v1/me/api-tokens/{extra_id}"), None, Some(&admin)).await;
+    assert_eq!(s, 204, "revoking twice");
+    let (s, b) = srv.call("DELETE", "/api/v1/me/api-tokens/tok_nope", None, Some(&admin)).await;
+    assert_eq!((s, code(&b)), (404, "not_found"));
+    let (_, list) = srv.call("GET", "/api/v1/me/api-tokens", None, Some(&admin)).await;
+    let revoked = list["tokens"].as_array().unwrap().iter().find(|t| t["id"] == extra_id).unwrap().clone();
+    assert_eq!(revoked["revoked_at"], "2026-01-06T09:00:00Z", "{revoked}");
+
+    // Audited in the company's log.
+    let (_, events) = srv.call("GET", "/api/v1/audit-events", None, Some(&admin)).await;
+    let actions: Vec<&str> =
+        events["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "api_token.revoked").count(), 1, "once: {actions:?}");
+    // The two made here, and the operator's for this user and for the company's first admin.
+    assert_eq!(actions.iter().filter(|a| **a == "api_token.created").count(), 4, "{actions:?}");
+    assert_eq!(events["events"][0]["actor"], "own@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_tokens_belong_to_their_user_only() {
+    let srv = TestServer::start(&[]);
+    let (a, _) = srv.company(100).await;
+    let (b, _) = srv.company(100).await;
+    let (_, admin_a) = new_user(&srv, &a, "company_admin", "admin-a@example.com").await;
+    let (_, member_a) = new_user(&srv, &a, "member", "member-a@example.com").await;
+    let (_, admin_b) = new_user(&srv, &b, "company_admin", "admin-b@example.com").await;
+
+    // Any role manages its own tokens.
+    let (s, mine) =
+        srv.call("POST", "/api/v1/me/api-tokens", Some(json!({"description": "mine"})), Some(&member_a)).await;
+    assert_eq!(s, 201, "{mine}");
+    let member_token_id = mine["id"].as_str().unwrap();
+    let (s, list) = srv.call("GET", "/api/v1/me/api-tokens", None, Some(&member_a)).await;
+    assert_eq!((s, list["tokens"].as_array().unwrap().len()), (200, 2));
+
+    // Another user's token, in the same company or another: not found, and untouched.
+    for other in [&admin_a, &admin_b] {
+        let (s, b) = srv.call("DELETE", &format!("/api/v1/me/api-tokens/{member_token_id}"), None, Some(other)).await;
+        assert_eq!((s, code(&b)), (404, "not_found"));
+        let (_, list) = srv.call("GET", "/api/v1/me/api-tokens", None, Some(other)).await;
+        assert!(list["tokens"].as_array().unwrap().iter().all(|t| t["id"] != member_token_id), "{list}");
+    }
+    assert!(works(&srv, mine["token"].as_str().unwrap()).await);
+
+    // The operator has no tokens of its own; users have no operator paths.
+    for (method, path) in [("GET", "/api/v1/me/api-tokens"), ("POST", "/api/v1/me/api-tokens")] {
+        let (s, b) = srv.op(method, path, None).await;
+        assert_eq!((s, code(&b)), (403, "forbidden"), "{method} {path}");
+    }
+    let (s, b) = srv.op("DELETE", &format!("/api/v1/me/api-tokens/{member_token_id}"), None).await;
+    assert_eq!((s, code(&b)), (403, "forbidden"));
+    for path in ["/api/v1/me/api-tokens", &format!("/api/v1/me/api-tokens/{member_token_id}")] {
+        let (s, b) = srv.call("GET", path, None, None).await;
+        assert!(s == 401 || s == 405, "{path} without a token: {s} {b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_lists_and_revokes_tokens_and_disables_users() {
+    let srv = TestServer::start(&["--manual-clock", "2026-02-01T00:00:00Z"]);
+    let (company, admin) = srv.company(100).await;
+    let (user, first) = new_user(&srv, &company, "company_admin", "ops-target@example.com").await;
+    let op = srv.operator.clone();
+
+    let path = format!("/api/v1/operator/users/{user}/api-tokens");
+    let request = json!({"description": "nightly", "expires_at": "2026-03-01T00:00:00Z"});
+    let (s, cache, created) = with_headers(&srv, "POST", &path, request, &op).await;
+    assert_eq!((s, cache.as_deref()), (201, Some("no-store")), "{created}");
+    assert_eq!(
+        (created["user_id"].as_str(), created["expires_at"].as_str()),
+        (Some(user.as_str()), Some("2026-03-01T00:00:00Z"))
+    );
+    let second = created["token"].as_str().unwrap().to_string();
+    let (s, list) = srv.op("GET", &path, None).await;
+    assert_eq!(s, 200, "{list}");
+    let ids: Vec<&str> = list["tokens"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], created["id"].as_str().unwrap(), "newest first");
+    for (method, bad) in
+        [("GET", "/api/v1/operator/users/usr_nope/api-tokens"), ("DELETE", "/api/v1/operator/api-tokens/tok_nope")]
+    {
+        let (s, b) = srv.op(method, bad, None).await;
+        assert_eq!((s, code(&b)), (404, "not_found"), "{method} {bad}");
+    }
+
+    let (s, _) = srv.op("DELETE", &format!("/api/v1/operator/api-tokens/{}", ids[0]), None).await;
+    assert_eq!(s, 204);
+    assert!(!works(&srv, &second).await, "revoked by the operator");
+    assert!(works(&srv, &first).await, "the other token is untouched");
+
+    // Disabled: every token refused at once; enabled: they work again.
+    let user_path = format!("/api/v1/operator/users/{user}");
+    let (s, u) = srv.op("PATCH", &user_path, Some(json!({"disabled": true}))).await;
+    assert_eq!((s, &u["disabled"], &u["disabled_at"]), (200, &json!(true), &json!("2026-02-01T00:00:00Z")), "{u}");
+    assert!(!works(&srv, &first).await, "a disabled user's token");
+    let (s, u) = srv.op("PATCH", &user_path, Some(json!({"disabled": true}))).await;
+    assert_eq!((s, &u["disabled_at"]), (200, &json!("2026-02-01T00:00:00Z")), "disabling again changes nothing");
+    for (body, status, want) in
+        [(json!({}), 422, "validation_failed"), (json!({"disabled": "yes"}), 400, "invalid_request")]
+    {
+        let (s, b) = srv.op("PATCH", &user_path, Some(body)).await;
+        assert_eq!((s, code(&b)), (status, want));
+    }
+    let (s, b) = srv.op("PATCH", "/api/v1/operator/users/usr_nope", Some(json!({"disabled": true}))).await;
+    assert_eq!((s, code(&b)), (404, "not_found"));
+    let (s, u) = srv.op("PATCH", &user_path, Some(json!({"disabled": false}))).await;
+    assert_eq!((s, &u["disabled"], &u["disabled_at"]), (200, &json!(false), &Value::Null));
+    assert!(works(&srv, &first).await, "enabled again");
+    assert!(!works(&srv, &second).await, "a revoked token stays revoked");
+
+    let (_, events) = srv.call("GET", "/api/v1/audit-events", None, Some(&admin)).await;
+    let actions: Vec<(&str, &str)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .take(4)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("user.enabled", "operator"),
+            ("user.disabled", "operator"),
+            ("api_token.revoked", "operator"),
+            ("api_token.created", "operator")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ledger_and_the_audit_log_page_without_gaps() {
+    let srv = TestServer::start(&["--manual-clock", "2026-01-05T00:00:00Z"]);
+    let (company, admin) = srv.company(0).await;
+    for i in 0..24 {
+        let (s, g) = srv
+            .op("POST", &format!("/api/v1/operator/companies/{company}/token-grants"), Some(json!({"tokens": i + 1})))
+            .await;
+        assert_eq!(s, 201, "{g}");
+    }
+    for (path, key) in [("/api/v1/tokens/transactions", "transactions"), ("/api/v1/audit-events", "events")] {
+        let (s, all) = srv.call("GET", path, None, Some(&admin)).await;
+        assert_eq!(s, 200, "{all}");
+        let all: Vec<Value> = all[key].as_array().unwrap().iter().map(|e| e["id"].clone()).collect();
+        assert!(all.len() >= 24, "{path}: without a limit, everything");
+        let (mut seen, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+        loop {
+            let url = match &cursor {
+                None => format!("{path}?limit=10"),
+                Some(c) => format!("{path}?limit=10&cursor={c}"),
+            };
+            let (s, page) = srv.call("GET", &url, None, Some(&admin)).await;
+            assert_eq!(s, 200, "{page}");
+            pages += 1;
+            seen.extend(page[key].as_array().unwrap().iter().map(|e| e["id"].clone()));
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, all, "{path}: the pages are the whole list, newest first, each entry once");
+        assert_eq!(pages, all.len().div_ceil(10), "{path}: no empty last page");
+        for (bad, status) in [("?limit=0", 422), ("?limit=1001", 422), ("?limit=ten", 400), ("?cursor=zzz", 400)] {
+            let (s, b) = srv.call("GET", &format!("{path}{bad}"), None, Some(&admin)).await;
+            assert_eq!(s, status, "{path}{bad}: {b}");
+        }
+    }
+    // A grant while paging shows up on the first page, not in the middle of the walk.
+    let (_, first) = srv.call("GET", "/api/v1/tokens/transactions?limit=5", None, Some(&admin)).await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    srv.op("POST", &format!("/api/v1/operator/companies/{company}/token-grants"), Some(json!({"tokens": 99}))).await;
+    let (_, second) =
+        srv.call("GET", &format!("/api/v1/tokens/transactions?limit=5&cursor={cursor}"), None, Some(&admin)).await;
+    assert_eq!(second["transactions"][0]["tokens"], 19, "continues where the first page ended");
 }

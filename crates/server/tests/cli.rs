@@ -7,8 +7,9 @@
 //! Resource Specification, provisioning (with an idempotent retry), listing, plan changes,
 //! deprovisioning and its cancellation, balances and transactions, the manual clock applying a
 //! due deprovisioning — and checks the error paths: field-level validation messages, eligibility
-//! checks, a wrong token, unknown ids, conflicts. A second test needs no server: the built-in
-//! catalog, an unreachable server, a missing token and clap's usage errors.
+//! checks, a wrong token, unknown ids, conflicts. A second test covers API tokens (a user's own
+//! and the operator's view), disabling users and the paged histories. A third needs no server:
+//! the built-in catalog, an unreachable server, a missing token and clap's usage errors.
 
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -461,6 +462,84 @@ fn the_cli_drives_a_company_through_the_resource_lifecycle() {
     let err =
         fails(&server.cli(Some(&server.operator_token), &["operator", "clock", "--set", "2026-01-10T00:00:00Z"]), 1);
     assert!(err.starts_with("error: "), "{err}");
+}
+
+/// API tokens (the caller's own and the operator's view), disabling users, and the paged
+/// histories, all through the CLI.
+#[test]
+fn the_cli_manages_api_tokens_users_and_paged_histories() {
+    let server = Server::start();
+    let op = Some(server.operator_token.as_str());
+    let company = json(&server.cli(op, &["operator", "companies", "create", "--name", "Token Co", "--json"]));
+    let company_id = s(&company, "id").to_string();
+    for i in 1..=7 {
+        server.operator(&["grant", &company_id, &i.to_string()]);
+    }
+    let args = ["users", "create", &company_id, "--name", "Tess", "--email", "tess@example.com", "--role", "admin"];
+    let mut full = vec!["operator"];
+    full.extend(args);
+    full.push("--json");
+    let user = json(&server.cli(op, &full));
+    let user_id = s(&user, "id").to_string();
+    let first = ok(&server.cli(op, &["operator", "tokens", "create", &user_id])).trim().to_string();
+    let me = Some(first.as_str());
+
+    // The caller's own tokens.
+    let out = server.cli(me, &["api-tokens", "create", "--description", "laptop", "--expires-at", "2026-02-01"]);
+    let second = ok(&out).trim().to_string();
+    assert!(second.starts_with("genai_"), "{second}");
+    assert_contains(&stderr(&out), "shown only once");
+    let listed = json(&server.cli(Some(&second), &["api-tokens", "list", "--json"]));
+    let tokens = listed["tokens"].as_array().expect("tokens");
+    assert_eq!(tokens.len(), 2, "{listed}");
+    assert_eq!((s(&tokens[0], "description"), s(&tokens[0], "expires_at")), ("laptop", "2026-02-01T00:00:00Z"));
+    let laptop_id = s(&tokens[0], "id").to_string();
+    let table = ok(&server.cli(me, &["api-tokens", "list"]));
+    for needle in ["ID", "LAST USED", "laptop", laptop_id.as_str()] {
+        assert_contains(&table, needle);
+    }
+    assert!(!table.contains(&second), "never the secret:\n{table}");
+    let err = fails(&server.cli(me, &["api-tokens", "create", "--expires-at", "2025-12-31"]), 1);
+    assert_contains(&err, "expires_at");
+    assert_contains(&ok(&server.cli(me, &["api-tokens", "revoke", &laptop_id])), "Revoked API token");
+    assert_contains(&fails(&server.cli(Some(&second), &["tokens"]), 1), "unauthenticated");
+    let err = fails(&server.cli(me, &["api-tokens", "revoke", "tok_nope"]), 1);
+    assert_contains(&err, "not_found");
+
+    // The operator's view of the user's tokens, and disabling the user.
+    let listed = json(&server.cli(op, &["operator", "tokens", "list", &user_id, "--json"]));
+    let revoked = listed["tokens"].as_array().expect("tokens").iter().find(|t| t["id"] == laptop_id.as_str()).cloned();
+    assert!(revoked.is_some_and(|t| t["revoked_at"].is_string()), "{listed}");
+    assert_contains(&server.operator(&["users", "disable", &user_id]), "refused");
+    assert_contains(&fails(&server.cli(me, &["tokens"]), 1), "unauthenticated");
+    let enabled = json(&server.cli(op, &["operator", "users", "enable", &user_id, "--json"]));
+    assert_eq!(enabled["disabled"], Value::Bool(false), "{enabled}");
+    assert_eq!(n(&json(&server.cli(me, &["tokens", "--json"])), "total"), 28, "works again");
+    let third = ok(&server.cli(op, &["operator", "tokens", "create", &user_id])).trim().to_string();
+    let listed = json(&server.cli(Some(&third), &["api-tokens", "list", "--json"]));
+    let third_id = s(&listed["tokens"][0], "id").to_string();
+    assert_contains(&server.operator(&["tokens", "revoke", &third_id]), "Revoked");
+    fails(&server.cli(Some(&third), &["tokens"]), 1);
+
+    // Paged histories: one page with a cursor for the next, or everything.
+    let page = server.cli(me, &["tokens", "transactions", "--limit", "3", "--json"]);
+    let page_json = json(&page);
+    assert_eq!(page_json["transactions"].as_array().map(Vec::len), Some(3));
+    let cursor = s(&page_json, "next_cursor").to_string();
+    assert_contains(&stderr(&page), &format!("--cursor {cursor}"));
+    let next = json(&server.cli(me, &["tokens", "transactions", "--limit", "3", "--cursor", &cursor, "--json"]));
+    assert_eq!(n(&next["transactions"][0], "tokens"), 4, "continues after the third newest grant: {next}");
+    let all = json(&server.cli(me, &["tokens", "transactions", "--json"]));
+    assert_eq!(all["transactions"].as_array().map(Vec::len), Some(7));
+    assert!(all["next_cursor"].is_null());
+    let audit = ok(&server.cli(me, &["audit"]));
+    for needle in ["ACTION", "api_token.revoked", "user.disabled", "user.enabled", "tokens.granted"] {
+        assert_contains(&audit, needle);
+    }
+    let audit = json(&server.cli(me, &["audit", "--limit", "2", "--json"]));
+    assert_eq!(audit["events"].as_array().map(Vec::len), Some(2));
+    assert!(audit["next_cursor"].is_string());
+    fails(&server.cli(me, &["audit", "--cursor", "x"]), 2);
 }
 
 #[test]

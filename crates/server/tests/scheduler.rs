@@ -118,3 +118,50 @@ async fn a_boundary_on_the_31st_comes_back_to_the_31st() {
         srv.call("POST", &format!("/api/v1/resources/{id}/plan"), Some(json!({"plan": "small"})), Some(&admin)).await;
     assert_eq!(d["scheduled_downgrade"]["effective_at"], "2026-06-30T10:00:00Z");
 }
+
+/// A due change whose row is broken (here: the resource claims more tokens than its company
+/// has allocated, so the release cannot be written) is set aside; the server still starts,
+/// catches up on the others, and keeps applying later changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_due_change_does_not_stop_the_server_or_the_others() {
+    use sqlx::Connection;
+    let srv = TestServer::start(&["--manual-clock", "2026-05-10T09:00:00Z"]);
+    let (_, admin) = srv.company(300).await;
+    let mut ids = Vec::new();
+    for name in ["Broken", "Sound"] {
+        let (_, r) = srv.call("POST", "/api/v1/resources", Some(text(name, "small")), Some(&admin)).await;
+        let id = r["id"].as_str().unwrap().to_string();
+        srv.call("POST", &format!("/api/v1/resources/{id}/deprovision"), None, Some(&admin)).await;
+        ids.push(id);
+    }
+    srv.set_clock("2026-05-20T00:00:00Z").await;
+    let (_, later) = srv.call("POST", "/api/v1/resources", Some(text("Later", "small")), Some(&admin)).await;
+    let later = later["id"].as_str().unwrap().to_string();
+    srv.call("POST", &format!("/api/v1/resources/{later}/deprovision"), None, Some(&admin)).await;
+    let (db, dir) = srv.kill();
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+    sqlx::query("UPDATE resources SET cloud_tokens = 9999 WHERE id = $1")
+        .bind(&ids[0])
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    // Both fell due while the server was down: it starts anyway and applies the sound one.
+    let srv = TestServer::start_on(&db, dir, &["--manual-clock", "2026-06-11T00:00:00Z"]);
+    let (s, _) = srv.call("GET", "/healthz", None, None).await;
+    assert_eq!(s, 200);
+    let (_, sound) = srv.call("GET", &format!("/api/v1/resources/{}", ids[1]), None, Some(&admin)).await;
+    assert_eq!(sound["deprovisioned_at"], "2026-06-10T09:00:00Z", "{sound}");
+    let (_, broken) = srv.call("GET", &format!("/api/v1/resources/{}", ids[0]), None, Some(&admin)).await;
+    assert_eq!(broken["status"], "deprovisioning_scheduled", "set aside, not half-written: {broken}");
+    // Later changes still take effect.
+    let moved = srv.set_clock("2026-06-20T09:00:00Z").await;
+    assert_eq!(moved["applied"], 1, "{moved}");
+    let (_, done) = srv.call("GET", &format!("/api/v1/resources/{later}"), None, Some(&admin)).await;
+    assert_eq!(done["deprovisioned_at"], "2026-06-20T00:00:00Z", "{done}");
+    // Acting on the broken one is answered, not retried forever.
+    let (s, b) =
+        srv.call("POST", &format!("/api/v1/resources/{}/cancel-deprovision", ids[0]), None, Some(&admin)).await;
+    assert_eq!(s, 500, "{b}");
+}

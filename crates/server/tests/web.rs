@@ -365,3 +365,78 @@ async fn history_pages_name_resources_escape_notes_and_survive_odd_cursors() {
         assert!(page.contains(">Ledger bot</a>"), "{path} starts from the newest lines");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_manage_their_api_tokens_on_a_page_of_their_own() {
+    let srv = TestServer::start(&["--manual-clock", "2026-03-01T12:00:00Z"]);
+    let (_, _, email) = admin_with_password(&srv, 100, "member").await;
+    let mut b = Browser::new(&srv);
+    b.log_in(&email, "correct horse battery", &[]).await;
+    let (s, page, h) = b.get("/api-tokens").await;
+    assert_eq!(s, 200, "members have the page too");
+    assert_eq!(h.get("cache-control").unwrap(), "no-store");
+    assert!(page.contains("You have no API tokens.") && page.contains("href=\"/api-tokens\" aria-current=\"page\""));
+    let csrf = hidden(&page, "csrf_token");
+
+    // Without this session's CSRF token nothing is created.
+    let (s, _, _) = b.post("/api-tokens", &[("description", "forged"), ("csrf_token", "nope")], &[]).await;
+    assert_eq!(s, 403);
+    let (_, page, _) = b.get("/api-tokens").await;
+    assert!(!page.contains("forged"));
+
+    let form = [("description", "deploy <script>"), ("expires_in_days", "30"), ("csrf_token", csrf.as_str())];
+    let (s, page, h) = b.post("/api-tokens", &form, &[]).await;
+    assert_eq!((s, h.get("cache-control").unwrap().to_str().unwrap()), (201, "no-store"));
+    assert!(page.contains("shown only this once"), "{page}");
+    let start = page.find("value=\"genai_").unwrap() + "value=\"".len();
+    let secret = page[start..].split('"').next().unwrap().to_string();
+    let escaped = page.contains("deploy &#60;script&#62;") || page.contains("deploy &lt;script&gt;");
+    assert!(escaped && !page.contains("deploy <script>"), "escaped");
+    assert!(page.contains("2026-03-31T12:00:00Z"), "expires in 30 days on the server's clock");
+    let (s, _) = srv.call("GET", "/api/v1/me/api-tokens", None, Some(&secret)).await;
+    assert_eq!(s, 200, "the token works");
+    let (_, page, _) = b.get("/api-tokens").await;
+    assert!(!page.contains(&secret), "shown once only");
+
+    let (_, list) = srv.call("GET", "/api/v1/me/api-tokens", None, Some(&secret)).await;
+    let id = list["tokens"][0]["id"].as_str().unwrap().to_string();
+    let (s, _, _) = b.post(&format!("/api-tokens/{id}/revoke"), &[("csrf_token", "nope")], &[]).await;
+    assert_eq!(s, 403);
+    let (s, _, h) = b.post(&format!("/api-tokens/{id}/revoke"), &[("csrf_token", &csrf)], &[]).await;
+    assert_eq!((s, h.get(LOCATION).unwrap().to_str().unwrap()), (303, "/api-tokens?done=revoked"));
+    let (s, _) = srv.call("GET", "/api/v1/me/api-tokens", None, Some(&secret)).await;
+    assert_eq!(s, 401, "revoked");
+    let (_, page, _) = b.get("/api-tokens?done=revoked").await;
+    assert!(page.contains("The token was revoked.") && page.contains("revoked 2026-03-01T12:00:00Z"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_user_is_logged_out_at_once_and_cannot_log_in() {
+    let srv = TestServer::start(&[]);
+    let (_, _, email) = admin_with_password(&srv, 100, "company_admin").await;
+    let mut b = Browser::new(&srv);
+    b.log_in(&email, "correct horse battery", &[]).await;
+    assert_eq!(b.get("/resources").await.0, 200);
+    // A second session of the same user, which also finds out the user's id (through a token).
+    let mut other = Browser::new(&srv);
+    other.log_in(&email, "correct horse battery", &[]).await;
+    let (_, page, _) = other.get("/api-tokens").await;
+    let csrf = hidden(&page, "csrf_token");
+    let (_, page, _) = other.post("/api-tokens", &[("csrf_token", &csrf)], &[]).await;
+    let start = page.find("value=\"genai_").unwrap() + "value=\"".len();
+    let secret = page[start..].split('"').next().unwrap().to_string();
+    let (_, list) = srv.call("GET", "/api/v1/me/api-tokens", None, Some(&secret)).await;
+    let user_id = list["tokens"][0]["user_id"].as_str().unwrap().to_string();
+
+    let (s, _) = srv.op("PATCH", &format!("/api/v1/operator/users/{user_id}"), Some(json!({"disabled": true}))).await;
+    assert_eq!(s, 200);
+    for browser in [&mut b, &mut other] {
+        let (s, _, h) = browser.get("/resources").await;
+        assert_eq!((s, h.get(LOCATION).unwrap().to_str().unwrap()), (303, "/login?next=/resources"), "session ended");
+    }
+    let (s, _) = b.log_in(&email, "correct horse battery", &[]).await;
+    assert_eq!(s, 401, "the right password of a disabled user opens nothing");
+    srv.op("PATCH", &format!("/api/v1/operator/users/{user_id}"), Some(json!({"disabled": false}))).await;
+    let (s, _) = b.log_in(&email, "correct horse battery", &[]).await;
+    assert_eq!(s, 303, "enabled again");
+}

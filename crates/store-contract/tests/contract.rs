@@ -23,8 +23,7 @@
 #![expect(clippy::expect_used, reason = "a test stops at the first broken expectation, loudly")]
 
 use genai_store::Store;
-use genai_store_postgres::{PgOptions, PostgresStore};
-use genai_store_sqlite::SqliteStore;
+use genai_store_postgres::PgOptions;
 use sqlx::Connection;
 use std::future::Future;
 use std::io::Write;
@@ -65,7 +64,17 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let path = std::env::temp_dir().join(format!("genai-contract-{}.db", unique_suffix()));
-    let store = SqliteStore::open(&format!("sqlite://{}", path.display())).await.expect("a fresh SQLite store opens");
+    run_sqlite_at(path, case).await;
+}
+
+/// Runs a case against a fresh SQLite database at `path`, removed afterwards.
+async fn run_sqlite_at<F, Fut>(path: std::path::PathBuf, case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let store =
+        genai_store_sqlite::open(&format!("sqlite://{}", path.display())).await.expect("a fresh SQLite store opens");
     let outcome = tokio::spawn(case(Arc::new(store))).await;
     for suffix in ["", "-wal", "-shm"] {
         // Best effort: a leftover file in the temp dir harms nothing.
@@ -151,10 +160,12 @@ where
 {
     with_scratch_postgres(|url| async move {
         let store = Arc::new(
-            PostgresStore::open(&url, PgOptions::default()).await.expect("a fresh PostgreSQL store opens and migrates"),
+            genai_store_postgres::open(&url, PgOptions::default())
+                .await
+                .expect("a fresh PostgreSQL store opens and migrates"),
         );
         case(store.clone()).await;
-        store.close().await;
+        store.backend().close().await;
     })
     .await;
 }
@@ -188,7 +199,10 @@ contract_suite!(
     company_create_get_update,
     grants_with_and_without_idempotency_key,
     users_have_unique_emails,
-    api_token_lookup_by_hash,
+    api_tokens_work_until_revoked_or_expired,
+    disabled_users_are_refused_at_once,
+    expired_sessions_and_old_keys_are_purged,
+    grants_stop_short_of_overflow,
     insert_resource_allocates,
     insufficient_tokens_write_nothing,
     insert_resource_is_idempotent,
@@ -198,7 +212,7 @@ contract_suite!(
     pending_release_counts_scheduled_changes,
     resources_filter_and_paginate,
     linked_knowledge_bases_are_live_ones,
-    due_resources_earliest_first,
+    due_changes_apply_earliest_first,
     audit_events_newest_first,
     guard_bump_makes_racing_writer_stale,
     concurrent_allocations_never_overspend,
@@ -208,13 +222,96 @@ contract_suite!(
     concurrent_schedulers_apply_each_due_change_once,
 );
 
+/// Plain SQL on the database under a store, to break rows the way a bug or a hand edit would:
+/// what the port itself never lets anyone write.
+#[derive(Clone)]
+pub enum Raw {
+    /// A SQLite URL.
+    Sqlite(String),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl Raw {
+    /// Runs one statement with one text argument (`$1`).
+    async fn execute(&self, sql: &str, arg: &str) {
+        match self {
+            Raw::Sqlite(url) => {
+                let mut c = sqlx::SqliteConnection::connect(url).await.expect("connect");
+                sqlx::query(sql).bind(arg).execute(&mut c).await.expect("raw statement");
+                let _ = c.close().await;
+            }
+            Raw::Postgres(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+                sqlx::query(sql).bind(arg).execute(&mut c).await.expect("raw statement");
+                let _ = c.close().await;
+            }
+        }
+    }
+
+    /// One `BIGINT` of one row (`$1` the id).
+    async fn int(&self, sql: &str, arg: &str) -> Option<i64> {
+        match self {
+            Raw::Sqlite(url) => {
+                let mut c = sqlx::SqliteConnection::connect(url).await.expect("connect");
+                sqlx::query_scalar(sql).bind(arg).fetch_one(&mut c).await.expect("raw query")
+            }
+            Raw::Postgres(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+                sqlx::query_scalar(sql).bind(arg).fetch_one(&mut c).await.expect("raw query")
+            }
+        }
+    }
+}
+
+/// Cases that break rows with [`Raw`] SQL, on both backends.
+mod broken_rows {
+    use super::{run_postgres_raw, run_sqlite_raw};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_sets_broken_due_changes_aside() {
+        run_sqlite_raw(super::cases::broken_due_changes_are_set_aside).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_sets_broken_due_changes_aside() {
+        run_postgres_raw(super::cases::broken_due_changes_are_set_aside).await;
+    }
+}
+
+/// [`run_sqlite`] for a case that also breaks rows.
+async fn run_sqlite_raw<F, Fut>(case: F)
+where
+    F: FnOnce(Arc<dyn Store>, Raw) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let path = std::env::temp_dir().join(format!("genai-contract-{}.db", unique_suffix()));
+    let url = format!("sqlite://{}", path.display());
+    run_sqlite_at(path, |store| case(store, Raw::Sqlite(url))).await;
+}
+
+/// [`run_postgres`] for a case that also breaks rows.
+async fn run_postgres_raw<F, Fut>(case: F)
+where
+    F: FnOnce(Arc<dyn Store>, Raw) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_scratch_postgres(|url| async move {
+        let store = genai_store_postgres::open(&url, PgOptions::default()).await.expect("open");
+        let store = Arc::new(store);
+        case(store.clone(), Raw::Postgres(url)).await;
+        store.backend().close().await;
+    })
+    .await;
+}
+
 /// What only the PostgreSQL adapter has to get right: several processes on one database, and
 /// its connection settings. Skipped like the `postgres` half when no server is configured.
 mod postgres_only {
     use super::fixtures::{at, audit, funded_company, grant};
     use super::with_scratch_postgres;
-    use genai_store::{Store, StoreError};
-    use genai_store_postgres::{PgOptions, PostgresStore};
+    use genai_store::{error_chain, ResourceStore, StoreError};
+    use genai_store_postgres::PgOptions;
     use sqlx::Connection;
     use std::time::Duration;
 
@@ -227,7 +324,7 @@ mod postgres_only {
             let mut opening = Vec::new();
             for _ in 0..6 {
                 let (url, options) = (url.clone(), options.clone());
-                opening.push(tokio::spawn(async move { PostgresStore::open(&url, options).await }));
+                opening.push(tokio::spawn(async move { genai_store_postgres::open(&url, options).await }));
             }
             let mut stores = Vec::new();
             for task in opening {
@@ -243,7 +340,7 @@ mod postgres_only {
             let c = funded_company(&stores[0], 10).await;
             for store in &stores {
                 assert_eq!(store.balance(&c).await.expect("balance").total.get(), 10, "one database");
-                store.close().await;
+                store.backend().close().await;
             }
             let _ = conn.close().await;
         })
@@ -256,7 +353,7 @@ mod postgres_only {
     async fn statement_timeout_cancels_a_stuck_write() {
         with_scratch_postgres(|url| async move {
             let options = PgOptions { max_connections: 2, statement_timeout: Some(Duration::from_millis(300)) };
-            let store = PostgresStore::open(&url, options).await.expect("open");
+            let store = genai_store_postgres::open(&url, options).await.expect("open");
             let c = funded_company(&store, 10).await;
             let mut locker = sqlx::PgConnection::connect(&url).await.expect("connect");
             let mut tx = locker.begin().await.expect("begin");
@@ -268,11 +365,15 @@ mod postgres_only {
             let when = at("2025-01-02T00:00:00Z");
             let started = std::time::Instant::now();
             let r = store.grant_tokens(&grant(&c, 5, when), None, &audit(Some(&c), "tokens.granted", when)).await;
-            assert!(matches!(&r, Err(StoreError::Backend(m)) if m.contains("statement timeout")), "{r:?}");
+            let timed_out = match &r {
+                Err(e @ StoreError::Database(_)) => error_chain(e).contains("statement timeout"),
+                _ => false,
+            };
+            assert!(timed_out, "{r:?}");
             assert!(started.elapsed() < Duration::from_secs(10), "cancelled, not waited out");
             tx.rollback().await.expect("rollback");
             assert_eq!(store.balance(&c).await.expect("balance").total.get(), 10, "nothing written");
-            store.close().await;
+            store.backend().close().await;
             let _ = locker.close().await;
         })
         .await;
@@ -286,10 +387,11 @@ mod fixtures {
     use genai_core::catalog::{Catalog, PlanSize, ResourceType};
     use genai_core::ledger::TransactionKind;
     use genai_core::resource::{Change, Environment, Person, Resource, Status};
+    use genai_core::validation::{DisplayName, Email, PersonName};
     use genai_core::{CloudTokens, CompanyId, Instant};
     use genai_store::{
-        AuditEvent, Company, Grant, Guard, IdempotencyKey, Idempotent, NewResource, ResourceQuery, ResourceWrite,
-        Store, StoreResult,
+        AuditEvent, Company, Grant, Guard, HistoryPage, IdempotencyKey, Idempotent, NewResource, ResourceQuery,
+        ResourceWrite, Store, StoreResult,
     };
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::LazyLock;
@@ -381,14 +483,17 @@ mod fixtures {
             id: genai_core::ResourceId(next_id("res")),
             company_id: company.clone(),
             resource_type,
-            display_name: name.into(),
+            display_name: DisplayName::parse(name).expect("a valid display name"),
             environment: Environment::Production,
             region: "eu-central-1".into(),
             cross_region_inference: resource_type != ResourceType::KnowledgeBase,
             model,
             plan,
             cloud_tokens: CATALOG.plan(resource_type, plan).expect("the catalog has the plan").cloud_tokens,
-            created_for: Person { name: "Ada Lovelace".into(), email: "ada@example.com".into() },
+            created_for: Person {
+                name: PersonName::parse("Ada Lovelace").expect("a valid name"),
+                email: Email::parse("ada@example.com").expect("a valid email"),
+            },
             status: Status::Active,
             created_at,
             scheduled: None,
@@ -453,8 +558,12 @@ mod fixtures {
         let live: Vec<Resource> =
             store.resources(&all_of(company)).await.expect("resources").into_iter().filter(|r| r.is_live()).collect();
         assert_eq!(b.allocated.get(), live.iter().map(|r| r.cloud_tokens.get()).sum::<i64>(), "allocated");
-        assert_eq!(b.pending_release.get(), live.iter().map(|r| r.pending_release().get()).sum::<i64>(), "pending");
-        let ledger = store.transactions(company, 100_000).await.expect("transactions");
+        assert_eq!(
+            b.pending_release.get(),
+            live.iter().map(|r| r.pending_release().expect("pending release").get()).sum::<i64>(),
+            "pending"
+        );
+        let ledger = store.transactions(company, &HistoryPage::newest(100_000)).await.expect("transactions");
         let sum = |kind: TransactionKind| ledger.iter().filter(|t| t.kind == kind).map(|t| t.tokens.get()).sum::<i64>();
         assert_eq!(b.total.get(), sum(TransactionKind::Grant), "granted");
         assert_eq!(b.allocated.get(), sum(TransactionKind::Allocate) - sum(TransactionKind::Release), "allocated");
@@ -466,13 +575,20 @@ mod cases {
     use super::fixtures::*;
     use genai_core::catalog::{PlanSize, ResourceType};
     use genai_core::ledger::{Balance, TransactionKind};
-    use genai_core::resource::{Resource, Scheduled, Status};
+    use genai_core::resource::{Resource, Status};
+    use genai_core::Instant;
     use genai_core::{CloudTokens, CompanyId, ResourceId, UserId};
-    use genai_store::{ApiToken, Guard, Idempotent, ResourceQuery, Role, Store, StoreError, StoreResult, User};
+    use genai_store::{
+        ApiToken, Guard, HistoryPage, Idempotent, ResourceQuery, Role, Session, Store, StoreError, StoreResult, User,
+    };
     use std::sync::Arc;
 
     fn tokens(n: i64) -> CloudTokens {
         CloudTokens(n)
+    }
+
+    fn balance_of(total: CloudTokens, allocated: CloudTokens, pending: CloudTokens) -> Balance {
+        Balance::new(total, allocated, pending).expect("a balance no overflow can break")
     }
 
     pub async fn company_create_get_update(store: Arc<dyn Store>) {
@@ -502,13 +618,21 @@ mod cases {
         ghost.id = CompanyId("cmp_unknown".into());
         let r = s.update_company(&ghost, &audit(Some(&ghost.id), "company.updated", at("2025-01-03T00:00:00Z"))).await;
         assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
-        assert!(s.audit_events(&ghost.id, 10).await.expect("audit").is_empty(), "a failed write audits nothing");
+        assert!(
+            s.audit_events(&ghost.id, &HistoryPage::newest(10)).await.expect("audit").is_empty(),
+            "a failed write audits nothing"
+        );
 
         assert_eq!(s.balance(&c.id).await.expect("balance"), Balance::default());
         let r = s.balance(&ghost.id).await;
         assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
-        let actions: Vec<String> =
-            s.audit_events(&c.id, 10).await.expect("audit").into_iter().map(|e| e.action).collect();
+        let actions: Vec<String> = s
+            .audit_events(&c.id, &HistoryPage::newest(10))
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
         assert_eq!(actions, ["company.updated", "company.created"]);
     }
 
@@ -519,7 +643,7 @@ mod cases {
         let first = grant(&c, 100, t1);
         let r = s.grant_tokens(&first, None, &audit(Some(&c), "tokens.granted", t1)).await.expect("grant");
         assert_eq!(r, Idempotent::Done(()));
-        assert_eq!(s.balance(&c).await.expect("balance"), Balance::new(tokens(100), tokens(0), tokens(0)));
+        assert_eq!(s.balance(&c).await.expect("balance"), balance_of(tokens(100), tokens(0), tokens(0)));
 
         let t2 = at("2025-01-03T00:00:00Z");
         let k = key("operator", "grant-2", "fp-a");
@@ -552,7 +676,7 @@ mod cases {
             .expect("grant");
         assert_eq!(r, Idempotent::Done(()));
 
-        let ledger = s.transactions(&c, 10).await.expect("transactions");
+        let ledger = s.transactions(&c, &HistoryPage::newest(10)).await.expect("transactions");
         let ids: Vec<&str> = ledger.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(ids, [&third.transaction_id, &second.transaction_id, &first.transaction_id], "newest first");
         let after: Vec<i64> = ledger.iter().map(|t| t.available_after.get()).collect();
@@ -565,9 +689,14 @@ mod cases {
         assert_eq!((newest.debit_account.as_str(), newest.credit_account.as_str()), ("operator", "available"));
         assert_eq!(newest.resource_id, None);
         assert_eq!(newest.note.as_deref(), Some("grant of 50"));
-        assert_eq!(s.transactions(&c, 2).await.expect("transactions").len(), 2, "limit");
-        let grants_audited =
-            s.audit_events(&c, 100).await.expect("audit").iter().filter(|e| e.action == "tokens.granted").count();
+        assert_eq!(s.transactions(&c, &HistoryPage::newest(2)).await.expect("transactions").len(), 2, "limit");
+        let grants_audited = s
+            .audit_events(&c, &HistoryPage::newest(100))
+            .await
+            .expect("audit")
+            .iter()
+            .filter(|e| e.action == "tokens.granted")
+            .count();
         assert_eq!(grants_audited, 3, "replays and conflicts audit nothing");
 
         let missing = grant(&CompanyId("cmp_unknown".into()), 10, t3);
@@ -585,6 +714,7 @@ mod cases {
             role,
             password_hash: password_hash.map(Into::into),
             created_at: at("2025-01-05T10:00:00.123Z"),
+            disabled_at: None,
         }
     }
 
@@ -607,28 +737,181 @@ mod cases {
         let member = user(&c, "linus@example.com", Role::Member, None);
         s.create_user(&member, &audit(Some(&c), "user.created", when)).await.expect("create user");
         assert_eq!(s.user(&member.id).await.expect("user"), Some(member));
-        let created =
-            s.audit_events(&c, 100).await.expect("audit").iter().filter(|e| e.action == "user.created").count();
+        let created = s
+            .audit_events(&c, &HistoryPage::newest(100))
+            .await
+            .expect("audit")
+            .iter()
+            .filter(|e| e.action == "user.created")
+            .count();
         assert_eq!(created, 2);
     }
 
-    pub async fn api_token_lookup_by_hash(store: Arc<dyn Store>) {
+    fn token(owner: &User, hash: &str, created_at: Instant, expires_at: Option<Instant>) -> ApiToken {
+        ApiToken {
+            id: next_id("tok"),
+            user_id: owner.id.clone(),
+            token_hash: hash.into(),
+            description: "CI pipeline".into(),
+            created_at,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        }
+    }
+
+    pub async fn api_tokens_work_until_revoked_or_expired(store: Arc<dyn Store>) {
         let s = &*store;
         let c = funded_company(s, 0).await;
         let when = at("2025-01-05T10:00:00Z");
         let owner = user(&c, "bot@example.com", Role::CompanyAdmin, None);
         s.create_user(&owner, &audit(Some(&c), "user.created", when)).await.expect("create user");
-        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-        let token = ApiToken {
-            id: next_id("tok"),
-            user_id: owner.id.clone(),
-            token_hash: hash.into(),
-            description: "CI pipeline".into(),
-            created_at: when,
+        let day = chrono::Duration::days(1);
+        let expiring = token(&owner, &"a".repeat(64), when, Some(when + day));
+        s.create_api_token(&expiring, &audit(Some(&c), "api_token.created", when)).await.expect("create token");
+        let later = when + chrono::Duration::seconds(1);
+        let lasting = token(&owner, &"b".repeat(64), later, None);
+        s.create_api_token(&lasting, &audit(Some(&c), "api_token.created", later)).await.expect("create token");
+
+        assert_eq!(s.token_user(&"a".repeat(64), when).await.expect("lookup"), Some((owner.clone(), expiring.clone())));
+        assert_eq!(s.token_user(&"0".repeat(64), when).await.expect("lookup"), None, "unknown hash");
+        let just_before = when + day - chrono::Duration::milliseconds(1);
+        assert!(s.token_user(&"a".repeat(64), just_before).await.expect("lookup").is_some());
+        assert_eq!(s.token_user(&"a".repeat(64), when + day).await.expect("lookup"), None, "refused from expiry on");
+        assert!(s.token_user(&"b".repeat(64), when + day * 400).await.expect("lookup").is_some(), "never expires");
+        let listed: Vec<String> = s.api_tokens(&owner.id).await.expect("list").into_iter().map(|t| t.id).collect();
+        assert_eq!(listed, [lasting.id.clone(), expiring.id.clone()], "newest first");
+        let r = s
+            .create_api_token(
+                &token(&user(&c, "x@example.com", Role::Member, None), "c", when, None),
+                &audit(None, "x", when),
+            )
+            .await;
+        assert!(matches!(r, Err(StoreError::NotFound)), "a token of an unknown user: {r:?}");
+
+        // At most one write per interval, whatever the number of uses.
+        let minute = chrono::Duration::minutes(1);
+        let id = lasting.id.as_str();
+        let used = |t: Instant| async move {
+            s.touch_api_token(id, t, t - minute).await.expect("touch");
+            s.api_token(id).await.expect("token").expect("exists").last_used_at
         };
-        s.create_api_token(&token, &audit(Some(&c), "api_token.created", when)).await.expect("create token");
-        assert_eq!(s.user_by_token_hash(hash).await.expect("lookup"), Some(owner));
-        assert_eq!(s.user_by_token_hash(&"0".repeat(64)).await.expect("lookup"), None);
+        let t1 = when + day;
+        assert_eq!(used(t1).await, Some(t1));
+        assert_eq!(used(t1 + chrono::Duration::seconds(59)).await, Some(t1), "within the minute: not written");
+        assert_eq!(used(t1 + chrono::Duration::seconds(61)).await, Some(t1 + chrono::Duration::seconds(61)));
+
+        // Revoked for good, once.
+        let t2 = t1 + day;
+        let revoked = audit(Some(&c), "api_token.revoked", t2);
+        assert!(s.revoke_api_token(&lasting.id, t2, &revoked).await.expect("revoke"));
+        assert!(!s
+            .revoke_api_token(&lasting.id, t2 + day, &audit(Some(&c), "api_token.revoked", t2))
+            .await
+            .expect("again"));
+        let r = s.revoke_api_token("tok_unknown", t2, &audit(Some(&c), "api_token.revoked", t2)).await;
+        assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+        assert_eq!(s.token_user(&"b".repeat(64), t2).await.expect("lookup"), None, "refused once revoked");
+        assert_eq!(
+            s.api_token(&lasting.id).await.expect("token").expect("kept").revoked_at,
+            Some(t2),
+            "first revocation"
+        );
+        let revocations = s.audit_events(&c, &HistoryPage::all()).await.expect("audit");
+        assert_eq!(revocations.iter().filter(|e| e.action == "api_token.revoked").collect::<Vec<_>>(), [&revoked]);
+    }
+
+    pub async fn disabled_users_are_refused_at_once(store: Arc<dyn Store>) {
+        let s = &*store;
+        let c = funded_company(s, 0).await;
+        let when = at("2025-01-05T10:00:00Z");
+        let owner = user(&c, "ops@example.com", Role::CompanyAdmin, None);
+        s.create_user(&owner, &audit(Some(&c), "user.created", when)).await.expect("create user");
+        let t = token(&owner, &"d".repeat(64), when, None);
+        s.create_api_token(&t, &audit(Some(&c), "api_token.created", when)).await.expect("create token");
+        let hour = chrono::Duration::hours(1);
+        let session =
+            Session { id_hash: "e".repeat(64), user_id: owner.id.clone(), created_at: when, expires_at: when + hour };
+        s.create_session(&session).await.expect("session");
+        assert_eq!(s.session_user(&session.id_hash, when).await.expect("session"), Some(owner.clone()));
+
+        let disabled = audit(Some(&c), "user.disabled", when);
+        assert!(s.set_user_disabled(&owner.id, Some(when), &disabled).await.expect("disable"));
+        assert!(!s
+            .set_user_disabled(&owner.id, Some(when + hour), &audit(None, "user.disabled", when))
+            .await
+            .expect("no-op"));
+        assert_eq!(s.user(&owner.id).await.expect("user").expect("kept").disabled_at, Some(when), "first disabling");
+        assert_eq!(s.token_user(&t.token_hash, when).await.expect("lookup"), None, "tokens refused");
+        assert_eq!(s.session_user(&session.id_hash, when).await.expect("session"), None, "sessions refused");
+        let r =
+            s.set_user_disabled(&UserId("usr_unknown".into()), Some(when), &audit(None, "user.disabled", when)).await;
+        assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+
+        assert!(s.set_user_disabled(&owner.id, None, &audit(Some(&c), "user.enabled", when)).await.expect("enable"));
+        assert_eq!(s.user(&owner.id).await.expect("user").expect("kept").disabled_at, None);
+        assert_eq!(
+            s.token_user(&t.token_hash, when).await.expect("lookup"),
+            Some((owner.clone(), t.clone())),
+            "tokens work again"
+        );
+        assert_eq!(
+            s.session_user(&session.id_hash, when).await.expect("session"),
+            None,
+            "sessions were ended, not suspended"
+        );
+        let actions: Vec<String> =
+            s.audit_events(&c, &HistoryPage::all()).await.expect("audit").into_iter().map(|e| e.action).collect();
+        assert_eq!(actions[..2], ["user.enabled", "user.disabled"], "changes audited, no-ops not");
+    }
+
+    pub async fn expired_sessions_and_old_keys_are_purged(store: Arc<dyn Store>) {
+        let s = &*store;
+        let c = funded_company(s, 0).await;
+        let when = at("2025-01-05T10:00:00Z");
+        let owner = user(&c, "purge@example.com", Role::Member, None);
+        s.create_user(&owner, &audit(Some(&c), "user.created", when)).await.expect("create user");
+        let hour = chrono::Duration::hours(1);
+        for (hash, expires) in [("1", when), ("2", when + hour), ("3", when + hour * 2)] {
+            let session =
+                Session { id_hash: hash.repeat(64), user_id: owner.id.clone(), created_at: when, expires_at: expires };
+            s.create_session(&session).await.expect("session");
+        }
+        assert_eq!(s.purge_sessions(when + hour).await.expect("purge"), 2, "expired at or before now");
+        assert!(s.session_user(&"3".repeat(64), when + hour).await.expect("session").is_some(), "a live one stays");
+        assert_eq!(s.purge_sessions(when + hour).await.expect("purge"), 0);
+
+        let (old, new) = (key("operator", "old", "fp"), key("operator", "new", "fp"));
+        let day = chrono::Duration::days(1);
+        s.grant_tokens(&grant(&c, 1, when), Some(&old), &audit(Some(&c), "tokens.granted", when)).await.expect("grant");
+        s.grant_tokens(&grant(&c, 1, when + day), Some(&new), &audit(Some(&c), "tokens.granted", when))
+            .await
+            .expect("grant");
+        assert_eq!(s.purge_idempotency_keys(when + day).await.expect("purge"), 1, "strictly older than the cutoff");
+        assert_eq!(s.idempotent_result(&old).await.expect("lookup"), None, "forgotten");
+        assert!(s.idempotent_result(&new).await.expect("lookup").is_some(), "kept");
+        assert_books_balance(s, &c).await;
+    }
+
+    pub async fn grants_stop_short_of_overflow(store: Arc<dyn Store>) {
+        let s = &*store;
+        let c = funded_company(s, 0).await;
+        let when = at("2025-01-05T10:00:00Z");
+        let near = i64::MAX - 10;
+        s.grant_tokens(&grant(&c, near, when), None, &audit(Some(&c), "tokens.granted", when)).await.expect("grant");
+        let k = key("operator", "too-much", "fp");
+        let r = s.grant_tokens(&grant(&c, 11, when), Some(&k), &audit(Some(&c), "tokens.granted", when)).await;
+        assert!(matches!(r, Err(StoreError::TotalTooLarge { headroom }) if headroom == tokens(10)), "{r:?}");
+        assert_eq!(s.balance(&c).await.expect("balance").total, tokens(near), "nothing written");
+        assert_eq!(s.idempotent_result(&k).await.expect("lookup"), None, "the key is not spent by a refusal");
+        s.grant_tokens(&grant(&c, 10, when), None, &audit(Some(&c), "tokens.granted", when))
+            .await
+            .expect("exactly to the limit");
+        assert_eq!(s.balance(&c).await.expect("balance"), balance_of(tokens(i64::MAX), tokens(0), tokens(0)));
+        let r = s.grant_tokens(&grant(&c, 1, when), None, &audit(Some(&c), "tokens.granted", when)).await;
+        assert!(matches!(r, Err(StoreError::TotalTooLarge { headroom }) if headroom == tokens(0)), "{r:?}");
+        insert(s, &text(&c, "Still works", when)).await.expect("allocations still add up");
+        assert_books_balance(s, &c).await;
     }
 
     pub async fn insert_resource_allocates(store: Arc<dyn Store>) {
@@ -640,9 +923,9 @@ mod cases {
         assert_eq!(s.resource(&c, &r.id).await.expect("resource"), Some(r.clone()), "round trip");
         let other = funded_company(s, 0).await;
         assert_eq!(s.resource(&other, &r.id).await.expect("resource"), None, "another company's");
-        assert_eq!(s.balance(&c).await.expect("balance"), Balance::new(tokens(100), tokens(30), tokens(0)));
+        assert_eq!(s.balance(&c).await.expect("balance"), balance_of(tokens(100), tokens(30), tokens(0)));
 
-        let ledger = s.transactions(&c, 10).await.expect("transactions");
+        let ledger = s.transactions(&c, &HistoryPage::newest(10)).await.expect("transactions");
         assert_eq!(ledger.len(), 2);
         let alloc = &ledger[0];
         assert_eq!(alloc.id, new.transaction_id);
@@ -655,7 +938,7 @@ mod cases {
         assert_eq!(alloc.credit_account, format!("resource:{}", r.id));
         assert_eq!(alloc.note, None);
 
-        let events = s.audit_events(&c, 10).await.expect("audit");
+        let events = s.audit_events(&c, &HistoryPage::newest(10)).await.expect("audit");
         assert_eq!(events[0], new.audit, "the audit event is stored as given");
         assert_books_balance(s, &c).await;
     }
@@ -671,10 +954,18 @@ mod cases {
             "{r_result:?}"
         );
         assert_eq!(s.resource(&c, &r.id).await.expect("resource"), None);
-        assert_eq!(s.balance(&c).await.expect("balance"), Balance::new(tokens(50), tokens(0), tokens(0)));
-        assert_eq!(s.transactions(&c, 10).await.expect("transactions").len(), 1, "only the grant");
+        assert_eq!(s.balance(&c).await.expect("balance"), balance_of(tokens(50), tokens(0), tokens(0)));
+        assert_eq!(
+            s.transactions(&c, &HistoryPage::newest(10)).await.expect("transactions").len(),
+            1,
+            "only the grant"
+        );
         assert!(
-            s.audit_events(&c, 10).await.expect("audit").iter().all(|e| e.action != "resource.provisioned"),
+            s.audit_events(&c, &HistoryPage::newest(10))
+                .await
+                .expect("audit")
+                .iter()
+                .all(|e| e.action != "resource.provisioned"),
             "no audit event"
         );
         assert_eq!(s.idempotent_result(&k).await.expect("lookup"), None, "the key is not spent by a failure");
@@ -746,8 +1037,8 @@ mod cases {
         assert_eq!(current.version, 1, "every write bumps the version");
         assert_eq!((current.plan, current.cloud_tokens), (PlanSize::Medium, tokens(60)));
 
-        let ledger_before = s.transactions(&c, 100).await.expect("transactions");
-        let audit_before = s.audit_events(&c, 100).await.expect("audit");
+        let ledger_before = s.transactions(&c, &HistoryPage::newest(100)).await.expect("transactions");
+        let audit_before = s.audit_events(&c, &HistoryPage::newest(100)).await.expect("audit");
         // Decided on version 0, which is gone.
         let stale = r.deprovision(&[], now).expect("deprovision");
         let result = apply(s, stale).await;
@@ -756,8 +1047,12 @@ mod cases {
         let result = apply(s, stale_upgrade).await;
         assert!(matches!(result, Err(StoreError::Stale)), "{result:?}");
         assert_eq!(reload(s, &r).await, current, "resource unchanged");
-        assert_eq!(s.transactions(&c, 100).await.expect("transactions"), ledger_before, "no ledger row");
-        assert_eq!(s.audit_events(&c, 100).await.expect("audit"), audit_before, "no audit event");
+        assert_eq!(
+            s.transactions(&c, &HistoryPage::newest(100)).await.expect("transactions"),
+            ledger_before,
+            "no ledger row"
+        );
+        assert_eq!(s.audit_events(&c, &HistoryPage::newest(100)).await.expect("audit"), audit_before, "no audit event");
         assert_books_balance(s, &c).await;
     }
 
@@ -771,14 +1066,14 @@ mod cases {
         let upgrade = r.change_plan(PlanSize::Large, &CATALOG, now).expect("upgrade");
         let w = write(upgrade, None);
         s.apply_change(&w).await.expect("upgrade");
-        let ledger = s.transactions(&c, 1).await.expect("transactions");
+        let ledger = s.transactions(&c, &HistoryPage::newest(1)).await.expect("transactions");
         assert_eq!(ledger[0].id, w.transaction_id);
         assert_eq!(
             (ledger[0].kind, ledger[0].tokens, ledger[0].available_after),
             (TransactionKind::Allocate, tokens(90), tokens(30))
         );
         let large = reload(s, &r).await;
-        assert_eq!(s.balance(&c).await.expect("balance"), Balance::new(tokens(150), tokens(120), tokens(0)));
+        assert_eq!(s.balance(&c).await.expect("balance"), balance_of(tokens(150), tokens(120), tokens(0)));
 
         // An upgrade the company cannot afford writes nothing.
         let mut poor = text(&c, "Other", at("2025-01-12T08:00:01Z"));
@@ -799,7 +1094,7 @@ mod cases {
         apply(s, downgrade).await.expect("schedule downgrade");
         let scheduled = reload(s, &r).await;
         assert_eq!(scheduled.status, Status::PlanDowngradeScheduled);
-        assert_eq!(s.balance(&c).await.expect("balance"), Balance::new(tokens(150), tokens(150), tokens(90)));
+        assert_eq!(s.balance(&c).await.expect("balance"), balance_of(tokens(150), tokens(150), tokens(90)));
 
         // Taking effect releases the difference, recorded at the effective instant.
         let late = at("2025-02-12T08:03:00Z");
@@ -807,7 +1102,7 @@ mod cases {
         let w = write(took, None);
         s.apply_change(&w).await.expect("downgrade takes effect");
         let release = &s
-            .transactions(&c, 100)
+            .transactions(&c, &HistoryPage::newest(100))
             .await
             .expect("transactions")
             .into_iter()
@@ -822,7 +1117,7 @@ mod cases {
             (small.plan, small.cloud_tokens, small.status, small.scheduled),
             (PlanSize::Small, tokens(30), Status::Active, None)
         );
-        assert_eq!(s.balance(&c).await.expect("balance"), Balance::new(tokens(150), tokens(60), tokens(0)));
+        assert_eq!(s.balance(&c).await.expect("balance"), balance_of(tokens(150), tokens(60), tokens(0)));
 
         // Deprovisioning releases the full cost when it takes effect.
         let deprovision = small.deprovision(&[], at("2025-02-20T00:00:00Z")).expect("deprovision");
@@ -832,9 +1127,9 @@ mod cases {
         apply(s, took).await.expect("deprovisioned");
         let gone = reload(s, &r).await;
         assert_eq!((gone.status, gone.deprovisioned_at, gone.scheduled), (Status::Deprovisioned, Some(gone_at), None));
-        assert_eq!(s.balance(&c).await.expect("balance"), Balance::new(tokens(150), tokens(30), tokens(0)));
+        assert_eq!(s.balance(&c).await.expect("balance"), balance_of(tokens(150), tokens(30), tokens(0)));
         let releases: Vec<i64> = s
-            .transactions(&c, 100)
+            .transactions(&c, &HistoryPage::newest(100))
             .await
             .expect("transactions")
             .iter()
@@ -859,7 +1154,7 @@ mod cases {
         apply(s, large.change_plan(PlanSize::Small, &CATALOG, now).expect("downgrade")).await.expect("downgrade");
         apply(s, medium.deprovision(&[], now).expect("deprovision")).await.expect("deprovision");
         let b = s.balance(&c).await.expect("balance");
-        assert_eq!(b, Balance::new(tokens(1000), tokens(186), tokens(90 + 60)));
+        assert_eq!(b, balance_of(tokens(1000), tokens(186), tokens(90 + 60)));
         assert_books_balance(s, &c).await;
 
         let cancel = reload(s, &large).await.cancel_downgrade(now).expect("cancel");
@@ -867,7 +1162,7 @@ mod cases {
         assert_eq!(s.balance(&c).await.expect("balance").pending_release, tokens(60));
         let took = reload(s, &medium).await.take_effect(at("2025-02-12T08:00:00Z")).expect("due");
         apply(s, took).await.expect("deprovisioned");
-        assert_eq!(s.balance(&c).await.expect("balance"), Balance::new(tokens(1000), tokens(126), tokens(0)));
+        assert_eq!(s.balance(&c).await.expect("balance"), balance_of(tokens(1000), tokens(126), tokens(0)));
         assert_books_balance(s, &c).await;
     }
 
@@ -966,7 +1261,7 @@ mod cases {
         assert_eq!(ids(&s.linked_knowledge_bases(&other_e.id).await.expect("linked")), ids(&kbs[2..]));
     }
 
-    pub async fn due_resources_earliest_first(store: Arc<dyn Store>) {
+    pub async fn due_changes_apply_earliest_first(store: Arc<dyn Store>) {
         let s = &*store;
         let c = funded_company(s, 1000).await;
         let d = funded_company(s, 1000).await;
@@ -985,37 +1280,110 @@ mod cases {
         apply(s, r3.deprovision(&[], now).expect("deprovision")).await.expect("schedule");
         apply(s, r4.deprovision(&[], now).expect("deprovision")).await.expect("schedule");
 
-        let due = |now: &str, limit: i64| {
+        // Applies what is due at `now` (at most `limit`), answering the ids in the order claimed.
+        let run = |now: &str, limit: i64| {
             let now = at(now);
-            async move { ids(&s.due_resources(now, limit).await.expect("due")) }
+            async move {
+                let seen = std::sync::Mutex::new(Vec::new());
+                let decide = |r: &Resource| {
+                    seen.lock().expect("lock").push(r.id.clone());
+                    r.take_effect(now).map(|ch| write(ch, None))
+                };
+                let batch = s.apply_due(now, limit, &decide).await.expect("apply_due");
+                let seen = seen.into_inner().expect("lock");
+                assert!(batch.set_aside.is_empty(), "{batch:?}");
+                assert_eq!(batch.applied, seen.len(), "every claimed change applied");
+                seen
+            }
         };
-        assert!(due("2025-02-05T08:59:59.999Z", 100).await.is_empty(), "nothing due before the first boundary");
+        assert!(run("2025-02-05T08:59:59.999Z", 100).await.is_empty(), "nothing due before the first boundary");
+        assert_eq!(run("2025-02-05T09:00:00Z", 1).await, vec![r2.id.clone()], "due at the instant; ties by id; limit");
         assert_eq!(
-            due("2025-02-05T09:00:00Z", 100).await,
-            vec![r2.id.clone(), r4.id.clone()],
-            "due at the instant; ties by id"
+            run("2025-03-01T00:00:00Z", 100).await,
+            [r4.id.clone(), r1.id.clone(), r3.id.clone()],
+            "earliest first, every company"
         );
-        assert_eq!(due("2025-02-10T09:00:00Z", 100).await, vec![r2.id.clone(), r4.id.clone(), r1.id.clone()]);
-        assert_eq!(
-            due("2025-03-01T00:00:00Z", 100).await,
-            vec![r2.id.clone(), r4.id.clone(), r1.id.clone(), r3.id.clone()],
-            "every company"
-        );
-        assert_eq!(due("2025-03-01T00:00:00Z", 2).await, vec![r2.id.clone(), r4.id.clone()], "limit");
-        let first = s.due_resources(at("2025-03-01T00:00:00Z"), 1).await.expect("due");
-        assert_eq!(first[0].scheduled.map(Scheduled::effective_at), Some(at("2025-02-05T09:00:00Z")));
-
-        for r in [&r2, &r4] {
-            let took = reload(s, r).await.take_effect(at("2025-02-05T09:00:00Z")).expect("due");
-            apply(s, took).await.expect("take effect");
-        }
-        assert_eq!(
-            due("2025-03-01T00:00:00Z", 100).await,
-            vec![r1.id.clone(), r3.id.clone()],
-            "applied ones are no longer due"
-        );
+        assert!(run("2025-03-01T00:00:00Z", 100).await.is_empty(), "applied ones are no longer due");
+        assert_eq!(reload(s, &r2).await.plan, PlanSize::Small);
+        assert_eq!(reload(s, &r4).await.deprovisioned_at, Some(at("2025-02-05T09:00:00Z")), "at the effective instant");
+        assert_eq!(reload(s, &r1).await.deprovisioned_at, Some(at("2025-02-10T09:00:00Z")));
+        assert_eq!(reload(s, &r3).await.deprovisioned_at, Some(at("2025-02-15T09:00:00Z")));
+        assert_eq!(reload(s, &idle).await, idle, "nothing scheduled, nothing changed");
+        assert_eq!(reload(s, &r1).await.scheduled, None);
         assert_books_balance(s, &c).await;
         assert_books_balance(s, &d).await;
+    }
+
+    /// Three due changes, two of them on broken rows: one that cannot be read, one whose
+    /// release the company's books cannot cover (it fails half-way through its write). The
+    /// sound one is written; each broken one is rolled back alone and set aside, retried only
+    /// after its delay, with a doubling delay, and applied once repaired.
+    pub async fn broken_due_changes_are_set_aside(store: Arc<dyn Store>, raw: super::Raw) {
+        let s = &*store;
+        let (sound_co, broken_co) = (funded_company(s, 100).await, funded_company(s, 100).await);
+        let created = at("2025-01-10T09:00:00Z");
+        let sound = text(&sound_co, "Sound", created);
+        let unreadable = text(&broken_co, "Unreadable", created);
+        let uncovered = text(&broken_co, "Uncovered", created);
+        for r in [&sound, &unreadable, &uncovered] {
+            insert(s, r).await.expect("insert");
+            apply(s, r.deprovision(&[], at("2025-01-20T00:00:00Z")).expect("deprovision")).await.expect("schedule");
+        }
+        raw.execute("UPDATE resources SET scheduled_kind = 'vanish' WHERE id = $1", unreadable.id.as_str()).await;
+        raw.execute("UPDATE resources SET cloud_tokens = 99 WHERE id = $1", uncovered.id.as_str()).await;
+        let before = (
+            s.transactions(&broken_co, &HistoryPage::all()).await.expect("transactions"),
+            s.audit_events(&broken_co, &HistoryPage::all()).await.expect("audit"),
+        );
+
+        let decide = |now| move |r: &Resource| r.take_effect(now).map(|ch| write(ch, None));
+        let now = at("2025-02-10T09:00:00Z");
+        let batch = s.apply_due(now, 100, &decide(now)).await.expect("the batch survives its broken rows");
+        assert_eq!(batch.applied, 1, "{batch:?}");
+        let mut aside: Vec<_> =
+            batch.set_aside.iter().map(|a| (a.resource_id.clone(), a.attempts, a.retry_at)).collect();
+        aside.sort();
+        let mut expected = vec![
+            (unreadable.id.clone(), 1, now + chrono::Duration::minutes(1)),
+            (uncovered.id.clone(), 1, now + chrono::Duration::minutes(1)),
+        ];
+        expected.sort();
+        assert_eq!(aside, expected);
+        let errors: Vec<_> = batch.set_aside.iter().map(|a| (a.resource_id.clone(), &a.error)).collect();
+        for (id, error) in errors {
+            match error {
+                StoreError::Corrupt { .. } => assert_eq!(id, unreadable.id),
+                StoreError::Inconsistent(why) => assert!(id == uncovered.id && why.contains("releases 99"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(reload(s, &sound).await.deprovisioned_at, Some(now), "the sound change is written");
+        assert_books_balance(s, &sound_co).await;
+        let after = (
+            s.transactions(&broken_co, &HistoryPage::all()).await.expect("transactions"),
+            s.audit_events(&broken_co, &HistoryPage::all()).await.expect("audit"),
+        );
+        assert_eq!(after, before, "a failed change leaves no half-write behind");
+        let version = "SELECT version FROM resources WHERE id = $1";
+        assert_eq!(raw.int(version, uncovered.id.as_str()).await, Some(1), "its resource update was rolled back too");
+
+        // Set aside: not claimed again before its delay, then claimed and set aside for longer.
+        let quiet = s.apply_due(now + chrono::Duration::seconds(59), 100, &decide(now)).await.expect("apply_due");
+        assert_eq!((quiet.applied, quiet.set_aside.len()), (0, 0), "{quiet:?}");
+        let later = now + chrono::Duration::minutes(1);
+        let again = s.apply_due(later, 100, &decide(later)).await.expect("apply_due");
+        assert_eq!(again.set_aside.len(), 2, "{again:?}");
+        assert!(again.set_aside.iter().all(|a| a.attempts == 2 && a.retry_at == later + chrono::Duration::minutes(2)));
+
+        // Repaired by hand: applied at the next try, and the hold is lifted.
+        raw.execute("UPDATE resources SET cloud_tokens = 30 WHERE id = $1", uncovered.id.as_str()).await;
+        let healed = later + chrono::Duration::minutes(2);
+        let batch = s.apply_due(healed, 100, &decide(healed)).await.expect("apply_due");
+        assert_eq!((batch.applied, batch.set_aside.len()), (1, 1), "{batch:?}");
+        assert_eq!(reload(s, &uncovered).await.deprovisioned_at, Some(at("2025-02-10T09:00:00Z")), "at its instant");
+        let attempts = "SELECT due_attempts FROM resources WHERE id = $1";
+        assert_eq!(raw.int(attempts, uncovered.id.as_str()).await, Some(0));
+        assert_eq!(raw.int(attempts, unreadable.id.as_str()).await, Some(3), "the unreadable one stays aside");
     }
 
     pub async fn audit_events_newest_first(store: Arc<dyn Store>) {
@@ -1040,9 +1408,13 @@ mod cases {
         let other = company("Other");
         s.create_company(&other, &audit(Some(&other.id), "company.created", t2)).await.expect("create");
 
-        let events = s.audit_events(&c.id, 10).await.expect("audit");
+        let events = s.audit_events(&c.id, &HistoryPage::newest(10)).await.expect("audit");
         assert_eq!(events, vec![updated.clone(), granted.clone(), created.clone()]);
-        assert_eq!(s.audit_events(&c.id, 2).await.expect("audit"), vec![updated, granted], "limit");
+        assert_eq!(
+            s.audit_events(&c.id, &HistoryPage::newest(2)).await.expect("audit"),
+            vec![updated, granted],
+            "limit"
+        );
 
         // Same instant: the later id first.
         let t3 = at("2025-01-01T00:00:03Z");
@@ -1050,7 +1422,8 @@ mod cases {
         let b = audit(Some(&c.id), "company.updated", t3);
         s.update_company(&c, &a).await.expect("update");
         s.update_company(&c, &b).await.expect("update");
-        let newest: Vec<String> = s.audit_events(&c.id, 2).await.expect("audit").into_iter().map(|e| e.id).collect();
+        let newest: Vec<String> =
+            s.audit_events(&c.id, &HistoryPage::newest(2)).await.expect("audit").into_iter().map(|e| e.id).collect();
         assert_eq!(newest, [b.id, a.id]);
     }
 
@@ -1070,8 +1443,8 @@ mod cases {
 
         let before = (
             s.balance(&c).await.expect("balance"),
-            s.transactions(&c, 100).await.expect("transactions"),
-            s.audit_events(&c, 100).await.expect("audit"),
+            s.transactions(&c, &HistoryPage::newest(100)).await.expect("transactions"),
+            s.audit_events(&c, &HistoryPage::newest(100)).await.expect("audit"),
         );
         // The racing writers all decided on version 0 of the embeddings resource.
         let racing_deprovision = e.deprovision(&[], t).expect("deprovision");
@@ -1088,8 +1461,8 @@ mod cases {
         assert_eq!(reload(s, &kb1).await, kb1, "nothing written");
         let after = (
             s.balance(&c).await.expect("balance"),
-            s.transactions(&c, 100).await.expect("transactions"),
-            s.audit_events(&c, 100).await.expect("audit"),
+            s.transactions(&c, &HistoryPage::newest(100)).await.expect("transactions"),
+            s.audit_events(&c, &HistoryPage::newest(100)).await.expect("audit"),
         );
         assert_eq!(after, before, "stale writes leave no trace");
         assert_eq!(reload(s, &e).await.version, 1);
@@ -1116,9 +1489,9 @@ mod cases {
         let ok = results.iter().filter(|r| matches!(r, Ok(Idempotent::Done(())))).count();
         let refused = results.iter().filter(|r| matches!(r, Err(StoreError::InsufficientTokens { .. }))).count();
         assert_eq!((ok, refused), (10, 30), "{results:?}");
-        assert_eq!(store.balance(&c).await.expect("balance"), Balance::new(tokens(300), tokens(300), tokens(0)));
+        assert_eq!(store.balance(&c).await.expect("balance"), balance_of(tokens(300), tokens(300), tokens(0)));
         let allocations = store
-            .transactions(&c, 100)
+            .transactions(&c, &HistoryPage::newest(100))
             .await
             .expect("transactions")
             .iter()
@@ -1150,7 +1523,7 @@ mod cases {
         let stale = results.iter().filter(|r| matches!(r, Err(StoreError::Stale))).count();
         assert_eq!((ok, stale), (1, 19), "{results:?}");
         let releases = store
-            .transactions(&c, 100)
+            .transactions(&c, &HistoryPage::newest(100))
             .await
             .expect("transactions")
             .iter()
@@ -1158,14 +1531,14 @@ mod cases {
             .count();
         assert_eq!(releases, 1, "released exactly once");
         let deprovisioned = store
-            .audit_events(&c, 100)
+            .audit_events(&c, &HistoryPage::newest(100))
             .await
             .expect("audit")
             .iter()
             .filter(|e| e.action == "resource.deprovisioned")
             .count();
         assert_eq!(deprovisioned, 1, "audited exactly once");
-        assert_eq!(store.balance(&c).await.expect("balance"), Balance::new(tokens(300), tokens(0), tokens(0)));
+        assert_eq!(store.balance(&c).await.expect("balance"), balance_of(tokens(300), tokens(0), tokens(0)));
         assert_eq!(reload(&*store, &r).await.version, scheduled.version + 1);
         assert_books_balance(&*store, &c).await;
     }
@@ -1185,7 +1558,7 @@ mod cases {
         let none = store.apply_due(at("2025-02-10T08:59:59Z"), 100, &|r: &Resource| {
             r.take_effect(at("2025-02-10T08:59:59Z")).map(|ch| write(ch, None))
         });
-        assert_eq!(none.await.expect("apply_due"), 0);
+        assert_eq!(none.await.expect("apply_due").applied, 0);
         // Four schedulers claim in small batches at the same time, until nothing is left.
         let now = at("2025-02-10T09:00:00Z");
         let mut tasks = Vec::new();
@@ -1196,8 +1569,8 @@ mod cases {
                 let mut applied = 0;
                 loop {
                     match store.apply_due(now, 3, &decide).await {
-                        Ok(0) => return Ok(applied),
-                        Ok(n) => applied += n,
+                        Ok(batch) if batch.applied == 0 => return Ok(applied),
+                        Ok(batch) => applied += batch.applied,
                         // A racing claimer on SQLite may find a version moved; try again.
                         Err(StoreError::Stale) => continue,
                         Err(e) => return Err(e),
@@ -1211,14 +1584,14 @@ mod cases {
         }
         assert_eq!(total, 30, "every due change applied once in all");
         let releases = store
-            .transactions(&c, 1000)
+            .transactions(&c, &HistoryPage::newest(1000))
             .await
             .expect("transactions")
             .iter()
             .filter(|t| t.kind == TransactionKind::Release)
             .count();
         assert_eq!(releases, 30);
-        assert_eq!(store.balance(&c).await.expect("balance"), Balance::new(tokens(10_000), tokens(0), tokens(0)));
+        assert_eq!(store.balance(&c).await.expect("balance"), balance_of(tokens(10_000), tokens(0), tokens(0)));
         for r in &scheduled {
             assert_eq!(reload(&*store, r).await.deprovisioned_at, Some(now));
         }

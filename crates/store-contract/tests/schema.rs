@@ -4,7 +4,8 @@
 //! them in step. It needs no database: both migration texts are parsed by a deliberately small
 //! normalizer into tables (columns in order, with a normalized type, NOT NULL-ness and the rest
 //! of the definition), table constraints and indexes (name, table, columns, uniqueness,
-//! predicate), and the two results must be equal. The one accepted difference is
+//! predicate), and the two results must be equal. `ALTER TABLE … ADD COLUMN` appends a column,
+//! as both databases do. The one accepted difference is
 //! `COLLATE "C"` on PostgreSQL columns, which gives them the byte-wise ordering SQLite's TEXT
 //! has anyway (see the PostgreSQL migration's header). A statement the normalizer does not know
 //! fails the test, so a new kind of migration statement extends this test instead of slipping
@@ -190,6 +191,13 @@ fn parse(sql: &str) -> Schema {
                 predicate,
             };
             assert!(schema.indexes.insert(name.to_lowercase(), index).is_none(), "index {name} created twice");
+        } else if let Some(rest) = statement.strip_prefix("ALTER TABLE ") {
+            let (name, column) = rest.split_once(" ADD COLUMN ").expect("only ALTER TABLE … ADD COLUMN is known");
+            let table = schema.tables.get_mut(&name.to_lowercase()).expect("ALTER TABLE of a known table");
+            let column = parse_column(column);
+            assert!(table.columns.iter().all(|c| c.name != column.name), "column {name}.{} added twice", column.name);
+            // Appended, as both databases do.
+            table.columns.push(column);
         } else {
             panic!("the schema normalizer does not know this statement; extend tests/schema.rs: `{statement}`");
         }
@@ -268,4 +276,13 @@ fn the_normalizer_sees_types_nullability_and_indexes() {
     assert!(differs("CREATE TABLE t (a TEXT NOT NULL, b BIGINT); CREATE UNIQUE INDEX t_a ON t (a);"), "unique");
     assert!(differs("CREATE TABLE t (a TEXT NOT NULL, b BIGINT); CREATE INDEX t_a ON t (a, b);"), "columns");
     assert!(differs("CREATE TABLE t (a TEXT NOT NULL, b BIGINT); CREATE INDEX t_a ON t (a) WHERE b > 0;"), "partial");
+
+    // A column added later is appended to its table, with its facts.
+    let added = parse("CREATE TABLE t (a TEXT NOT NULL); ALTER TABLE t ADD COLUMN b BIGINT NOT NULL DEFAULT 0;");
+    assert_eq!(added.tables["t"].columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert!(added.tables["t"].columns[1].not_null);
+    assert!(
+        parse("CREATE TABLE t (a TEXT NOT NULL); ALTER TABLE t ADD COLUMN b BIGINT;") != added,
+        "NOT NULL of an added column"
+    );
 }

@@ -13,6 +13,7 @@ use sqlx::{Executor, PgPool};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "sessions", include_str!("../migrations/0002_sessions.sql")),
+    (3, "access_and_housekeeping", include_str!("../migrations/0003_access_and_housekeeping.sql")),
 ];
 
 /// The advisory-lock key every instance of this application takes while migrating ("genaimig"
@@ -20,7 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 const MIGRATION_LOCK: i64 = 0x6765_6e61_696d_6967;
 
 fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(format!("migration: {e}"))
+    StoreError::database(e)
 }
 
 /// Brings the schema up to date; safe to call from many processes at once.
@@ -53,7 +54,7 @@ pub(crate) async fn run(pool: PgPool) -> StoreResult<()> {
         }
         // Through `Executor::execute` (a boxed `Send` future) rather than `RawSql::execute`,
         // whose generic future rustc cannot prove `Send` over a borrowed transaction; that
-        // would keep `PostgresStore::open` out of `tokio::spawn`.
+        // would keep `open` out of `tokio::spawn`.
         (&mut *tx).execute(sqlx::raw_sql(sql)).await.map_err(backend)?;
         sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
             .bind(version)

@@ -9,10 +9,11 @@ use sqlx::{Executor, SqlitePool};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "sessions", include_str!("../migrations/0002_sessions.sql")),
+    (3, "access_and_housekeeping", include_str!("../migrations/0003_access_and_housekeeping.sql")),
 ];
 
 fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(format!("migration: {e}"))
+    StoreError::database(e)
 }
 
 pub(crate) async fn run(pool: &SqlitePool) -> StoreResult<()> {

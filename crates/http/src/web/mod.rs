@@ -11,6 +11,7 @@
 //! Content-Security-Policy that allows scripts and styles from this origin only.
 
 pub mod history;
+pub mod tokens;
 pub mod views;
 
 use crate::AppState;
@@ -56,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/transactions", get(transactions))
         .route("/audit", get(audit))
         .route("/portal/resources/{id}", get(portal))
+        .merge(tokens::routes())
         .route("/static/{file}", get(static_file))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .layer(axum::middleware::map_response(security_headers))
@@ -705,7 +707,7 @@ async fn render_plan(
     let page = PlanPage {
         chrome: chrome(state, who, "Adjust Plan Size", "resources", None).await,
         id: r.id.to_string(),
-        name: r.display_name.clone(),
+        name: r.display_name.to_string(),
         resource_type: r.resource_type.as_str(),
         type_label: r.resource_type.label(),
         current_plan: r.plan.to_string(),
@@ -913,8 +915,8 @@ async fn portal(State(state): State<AppState>, who: WebUser, Path(id): Path<Stri
         Ok(r) => html(
             StatusCode::OK,
             &PortalPage {
-                chrome: Chrome { title: r.display_name.clone(), ..c },
-                name: r.display_name.clone(),
+                chrome: Chrome { title: r.display_name.to_string(), ..c },
+                name: r.display_name.to_string(),
                 entries: settings(&r, state.app.catalog(), state.app.now()),
             },
         ),

@@ -251,7 +251,7 @@ impl Row {
         let live = matches!(r.status, Status::Active | Status::PlanDowngradeScheduled);
         Row {
             id: r.id.to_string(),
-            name: r.display_name.clone(),
+            name: r.display_name.to_string(),
             status: r.status.as_str(),
             status_label: r.status_label(),
             model: r.model.as_deref().map_or("—".into(), |m| catalog.model_name(m).to_string()),
@@ -259,8 +259,8 @@ impl Row {
                 Some(Scheduled::Downgrade { plan, .. }) => format!("{} → {}", r.plan, plan),
                 _ => r.plan.to_string(),
             },
-            created_for: r.created_for.name.clone(),
-            created_for_email: r.created_for.email.clone(),
+            created_for: r.created_for.name.to_string(),
+            created_for_email: r.created_for.email.to_string(),
             environment: r.environment.as_str(),
             region: r.region.clone(),
             usage,
@@ -625,7 +625,7 @@ impl DeprovisionView {
         };
         DeprovisionView {
             id: r.id.to_string(),
-            name: r.display_name.clone(),
+            name: r.display_name.to_string(),
             resource_type: r.resource_type.as_str(),
             type_label: r.resource_type.label(),
             model: r.model.as_deref().map_or("—".into(), |m| catalog.model_name(m).to_string()),

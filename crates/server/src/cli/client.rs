@@ -124,6 +124,11 @@ impl Api {
         self.send(Method::PATCH, path, &[], Some(body), None).await
     }
 
+    /// `DELETE path` (an empty answer is `Null`).
+    pub async fn delete(&self, path: &str) -> Result<Value, CliError> {
+        self.send(Method::DELETE, path, &[], None, None).await
+    }
+
     async fn send(
         &self,
         method: Method,

@@ -2,8 +2,9 @@
 //! (companies and their subscription facts, token grants, users, API tokens, the manual clock).
 //! These calls need the operator token (`GENAI_OPERATOR_TOKEN` of the server).
 
+use super::api_tokens::{print_created, print_list, print_revoked, CreateArgs};
 use super::client::{segment, Api, CliError};
-use super::output::{emit, emit_json, field, generic_pairs, note, str_field};
+use super::output::{emit, emit_json, field, generic_pairs, str_field};
 use super::tokens::balance_pairs;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
@@ -27,10 +28,10 @@ pub enum OperatorCommand {
         #[arg(long, value_name = "KEY")]
         idempotency_key: Option<String>,
     },
-    /// Create users.
+    /// Create, disable and enable users.
     #[command(subcommand)]
     Users(UsersCommand),
-    /// Create API tokens for users.
+    /// Create, list and revoke users' API tokens.
     #[command(subcommand)]
     Tokens(OperatorTokensCommand),
     /// Show the server's clock, or move a manual clock forward (applying every change that falls due).
@@ -109,6 +110,16 @@ pub enum UsersCommand {
         #[arg(long)]
         password: Option<String>,
     },
+    /// Disable a user: their API tokens and web sessions are refused at once.
+    Disable {
+        /// User id.
+        user_id: String,
+    },
+    /// Enable a disabled user again (their unrevoked tokens work again; they log in anew).
+    Enable {
+        /// User id.
+        user_id: String,
+    },
 }
 
 /// `genai operator tokens …`.
@@ -118,9 +129,18 @@ pub enum OperatorTokensCommand {
     Create {
         /// User id.
         user_id: String,
-        /// What the token is for.
-        #[arg(long)]
-        description: Option<String>,
+        #[command(flatten)]
+        token: CreateArgs,
+    },
+    /// List a user's API tokens (revoked and expired ones too), newest first.
+    List {
+        /// User id.
+        user_id: String,
+    },
+    /// Revoke any user's API token; it is refused from the next request on.
+    Revoke {
+        /// Token id (`tok_…`).
+        token_id: String,
     },
 }
 
@@ -193,21 +213,27 @@ pub async fn run(api: &Api, json: bool, command: OperatorCommand) -> Result<(), 
             let user = api.post(&path, Some(&Value::Object(body)), None).await?;
             print_object(json, &format!("Created user {}.", field(&user, "id")), &user);
         }
-        OperatorCommand::Tokens(OperatorTokensCommand::Create { user_id, description }) => {
-            let body = match description {
-                Some(d) => json!({ "description": d }),
-                None => json!({}),
-            };
+        OperatorCommand::Users(UsersCommand::Disable { user_id }) => {
+            let path = format!("/api/v1/operator/users/{}", segment(&user_id));
+            let user = api.patch(&path, &json!({ "disabled": true })).await?;
+            print_object(json, &format!("Disabled user {user_id}: their tokens and sessions are refused."), &user);
+        }
+        OperatorCommand::Users(UsersCommand::Enable { user_id }) => {
+            let path = format!("/api/v1/operator/users/{}", segment(&user_id));
+            let user = api.patch(&path, &json!({ "disabled": false })).await?;
+            print_object(json, &format!("Enabled user {user_id}."), &user);
+        }
+        OperatorCommand::Tokens(OperatorTokensCommand::Create { user_id, token }) => {
             let path = format!("/api/v1/operator/users/{}/api-tokens", segment(&user_id));
-            let answer = api.post(&path, Some(&body), None).await?;
-            if json {
-                emit_json(&answer);
-            } else {
-                // The token alone on stdout, so `TOKEN=$(genai operator tokens create …)` works;
-                // the reminder goes to stderr.
-                emit(&format!("{}\n", field(&answer, "token")));
-                note("note: this token is shown only once; store it now (use it as GENAI_TOKEN or --token).");
-            }
+            print_created(json, &api.post(&path, Some(&token.body()), None).await?);
+        }
+        OperatorCommand::Tokens(OperatorTokensCommand::List { user_id }) => {
+            let path = format!("/api/v1/operator/users/{}/api-tokens", segment(&user_id));
+            print_list(json, &api.get(&path, &[]).await?);
+        }
+        OperatorCommand::Tokens(OperatorTokensCommand::Revoke { token_id }) => {
+            api.delete(&format!("/api/v1/operator/api-tokens/{}", segment(&token_id))).await?;
+            print_revoked(json, &token_id);
         }
         OperatorCommand::Clock { set: None } => {
             let clock = api.get("/api/v1/operator/clock", &[]).await?;
@@ -243,8 +269,9 @@ fn print_object(json: bool, headline: &str, value: &Value) {
     }
 }
 
-/// Parses `--set`: an RFC 3339 instant (any offset, sent as UTC) or a plain date (midnight UTC).
-fn parse_instant(text: &str) -> Result<String, String> {
+/// Parses an instant option (`--set`, `--expires-at`): an RFC 3339 instant (any offset, sent as
+/// UTC) or a plain date (midnight UTC).
+pub(super) fn parse_instant(text: &str) -> Result<String, String> {
     let text = text.trim();
     let instant = match DateTime::parse_from_rfc3339(text) {
         Ok(t) => t.with_timezone(&Utc),

@@ -2,6 +2,7 @@
 //! append-only ledger (SPEC §3), over `/api/v1/tokens`.
 
 use super::client::{Api, CliError};
+use super::history::{self, PageArgs};
 use super::output::{emit, emit_json, field, Pairs, Table};
 use serde_json::Value;
 
@@ -18,8 +19,8 @@ pub struct TokensArgs {
 pub enum TokensCommand {
     /// Total, allocated, available and pending-release cloud tokens (the default).
     Balance,
-    /// Every grant, allocation and release, newest first.
-    Transactions,
+    /// Every grant, allocation and release, newest first (or one page of them).
+    Transactions(PageArgs),
 }
 
 /// Runs a tokens command.
@@ -33,8 +34,8 @@ pub async fn run(api: &Api, json: bool, args: TokensArgs) -> Result<(), CliError
                 emit(&balance_pairs(&balance).render());
             }
         }
-        TokensCommand::Transactions => {
-            let answer = api.get("/api/v1/tokens/transactions", &[]).await?;
+        TokensCommand::Transactions(page) => {
+            let answer = history::fetch(api, "/api/v1/tokens/transactions", "transactions", &page).await?;
             if json {
                 emit_json(&answer);
                 return Ok(());
