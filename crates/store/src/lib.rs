@@ -10,6 +10,9 @@
 //! | [`ResourceStore`] | resources, the cloud-token ledger they draw on, scheduled changes, idempotency keys |
 //! | [`AccessStore`] | users, web sessions and API tokens |
 //! | [`AuditStore`] | reading the audit log (every write above records its own event) |
+//! | [`TeamStore`] | a resource's team (who may use its Portal) |
+//! | [`KeyStore`] | runtime keys of the Runtime API |
+//! | [`UsageStore`] | metering: usage counters and quota leases |
 //!
 //! [`Store`] is all of them together: adapters implement the concern traits and get `Store` for
 //! free, and the application holds one `Arc<dyn Store>`. The adapters (`genai-store-sqlite`,
@@ -29,11 +32,19 @@
 mod access;
 mod audit;
 mod company;
+mod keys;
 mod resource;
+mod team;
+mod usage;
 
 pub use access::{AccessStore, ApiToken, Role, Session, User};
 pub use audit::{AuditEvent, AuditStore};
 pub use company::{Company, CompanyStore};
+pub use keys::{KeyStore, RuntimeKey};
+pub use team::{Member, NewMember, Removal, TeamStore};
+pub use usage::{
+    DayUsage, LeaseDelta, LeaseOutcome, LeaseRequest, MonthUsage, Tokens, UsageBatch, UsageDelta, UsageStore,
+};
 pub use resource::{
     due_retry_delay, DecideDue, DueBatch, Grant, Guard, IdempotencyKey, Idempotent, LedgerTransaction, NewResource,
     ResourceQuery, ResourceStore, ResourceWrite, SetAside,
