@@ -11,6 +11,7 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod scheduler;
+pub mod throttle;
 pub mod web;
 
 use auth::Actor;
@@ -44,7 +45,7 @@ pub struct App {
     clock: Clock,
     ids: IdGen,
     operator_token_hash: Option<String>,
-    throttle: web::LoginThrottle,
+    throttle: throttle::LoginThrottle,
 }
 
 /// A new company's facts, as the operator sends them.
@@ -180,7 +181,7 @@ impl App {
             clock,
             ids: IdGen::default(),
             operator_token_hash: operator_token.filter(|t| !t.is_empty()).map(auth::token_hash),
-            throttle: web::LoginThrottle::default(),
+            throttle: throttle::LoginThrottle::default(),
         }
     }
 
@@ -402,7 +403,7 @@ impl App {
             return Err(DomainError::Validation(errors).into());
         }
         let password_hash = match &input.password {
-            Some(p) => Some(auth::hash_password(p).map_err(AppError::Internal)?),
+            Some(p) => Some(auth::hash_password(p).await?),
             None => None,
         };
         let now = self.now();

@@ -6,6 +6,7 @@
 use crate::body::Body;
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::headers::ShownOnce;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -30,10 +31,16 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-        let token = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
-        Ok(Caller(state.app.authenticate(token).await?))
+        Ok(Caller(state.app.authenticate(bearer_token(&parts.headers)).await?))
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header. The scheme is matched without regard
+/// to case (RFC 9110 §11.1: `bearer`, `BEARER` and `Bearer` are the same scheme).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 const RESOURCE_TYPES: [&str; 3] = ["text_generation", "embeddings_generation", "knowledge_base"];
@@ -192,10 +199,10 @@ pub async fn create_api_token(
     Caller(actor): Caller,
     Path(id): Path<String>,
     raw: Bytes,
-) -> ApiResult<(StatusCode, Json<ApiTokenDto>)> {
+) -> ApiResult<ShownOnce<(StatusCode, Json<ApiTokenDto>)>> {
     let body = Body::parse(&raw)?;
     let (token, secret) = s.app.create_api_token(&actor, &UserId(id), body.string("description")?).await?;
-    Ok((
+    Ok(ShownOnce((
         StatusCode::CREATED,
         Json(ApiTokenDto {
             token: secret,
@@ -204,7 +211,7 @@ pub async fn create_api_token(
             description: token.description,
             created_at: format_instant(token.created_at),
         }),
-    ))
+    )))
 }
 
 /// The server's clock.
@@ -264,7 +271,7 @@ pub async fn list_transactions(
 pub async fn get_catalog(State(s): State<AppState>, Caller(_actor): Caller) -> ApiResult<Json<Value>> {
     serde_json::to_value(s.app.catalog())
         .map(Json)
-        .map_err(|e| ApiError(AppError::Internal(format!("catalog serialization: {e}"))))
+        .map_err(|e| ApiError::internal(format!("catalog serialization: {e}")))
 }
 
 /// Query of the resource list.
