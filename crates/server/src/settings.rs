@@ -15,6 +15,7 @@
 //! never appear in messages or logs: the operator token is a [`Secret`], database URLs go through
 //! [`redact`].
 
+use clap::builder::BoolishValueParser;
 use clap::Args;
 use genai_core::calendar::parse_instant;
 use genai_core::Instant;
@@ -83,11 +84,11 @@ pub struct ServeArgs {
     max_connections: Option<usize>,
     /// Behind a reverse proxy that sets X-Forwarded-For: take the client address (for the login
     /// throttle) from its last hop [default: false]
-    #[arg(long, env = "GENAI_TRUST_FORWARDED_FOR", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "GENAI_TRUST_FORWARDED_FOR", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     trust_forwarded_for: Option<bool>,
     /// Accept an operator token shorter than 32 characters (for test harnesses only; logged as
     /// a warning) [default: false]
-    #[arg(long, env = "GENAI_ALLOW_SHORT_OPERATOR_TOKEN", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "GENAI_ALLOW_SHORT_OPERATOR_TOKEN", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     allow_short_operator_token: Option<bool>,
 }
 
