@@ -56,7 +56,17 @@ type Fields = HashMap<String, String>;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/login", get(login_page).post(login).layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT)))
+        .route(
+            "/login",
+            get(login_page).post(login).layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT)).layer(
+                axum::middleware::from_fn(|req: axum::extract::Request, next: axum::middleware::Next| async move {
+                    match declared_over_limit(req.headers()) {
+                        Some(res) => res,
+                        None => next.run(req).await,
+                    }
+                }),
+            ),
+        )
         .route("/logout", post(logout))
         .route("/resources", get(overview))
         .route("/resources/new", get(provision_page).post(provision))
@@ -343,6 +353,19 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
     login_form(StatusCode::OK, is_https(&headers), None, safe_next(q.get("next")), String::new())
 }
 
+/// The refusal of a login form whose declared length is over [`LOGIN_BODY_LIMIT`], answered
+/// before reading any of it (a longer body arriving without a length is cut at the limit by the
+/// form extractor).
+fn declared_over_limit(headers: &HeaderMap) -> Option<Response> {
+    let length: u64 = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()?;
+    (length > LOGIN_BODY_LIMIT as u64).then(|| too_large_login(is_https(headers)))
+}
+
+fn too_large_login(https: bool) -> Response {
+    let msg = "The login form was too large. Please type your email and password again.".to_string();
+    login_form(StatusCode::PAYLOAD_TOO_LARGE, https, Some(msg), "/resources".into(), String::new())
+}
+
 async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -352,14 +375,10 @@ async fn login(
     let https = is_https(&headers);
     let f = match form {
         Ok(Form(f)) => f,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large_login(https),
         Err(rejection) => {
-            let status = rejection.status();
-            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "The login form was too large. Please type your email and password again.".to_string()
-            } else {
-                "The login form could not be read. Please try again.".to_string()
-            };
-            return login_form(status, https, Some(msg), "/resources".into(), String::new());
+            let msg = "The login form could not be read. Please try again.".to_string();
+            return login_form(rejection.status(), https, Some(msg), "/resources".into(), String::new());
         }
     };
     let next = safe_next(f.get("next"));
