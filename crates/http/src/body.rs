@@ -34,7 +34,8 @@ pub fn is_json_content_type(value: &str) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
+/// The body length a request declares (`Content-Length`), if it declares one.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 

@@ -58,14 +58,10 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route(
             "/login",
-            get(login_page).post(login).layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT)).layer(
-                axum::middleware::from_fn(|req: axum::extract::Request, next: axum::middleware::Next| async move {
-                    match declared_over_limit(req.headers()) {
-                        Some(res) => res,
-                        None => next.run(req).await,
-                    }
-                }),
-            ),
+            get(login_page)
+                .post(login)
+                .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT))
+                .layer(axum::middleware::from_fn(refuse_declared_large_login)),
         )
         .route("/logout", post(logout))
         .route("/resources", get(overview))
@@ -353,12 +349,14 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
     login_form(StatusCode::OK, is_https(&headers), None, safe_next(q.get("next")), String::new())
 }
 
-/// The refusal of a login form whose declared length is over [`LOGIN_BODY_LIMIT`], answered
-/// before reading any of it (a longer body arriving without a length is cut at the limit by the
-/// form extractor).
-fn declared_over_limit(headers: &HeaderMap) -> Option<Response> {
-    let length: u64 = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()?;
-    (length > LOGIN_BODY_LIMIT as u64).then(|| too_large_login(is_https(headers)))
+/// Middleware of `POST /login`: a form whose declared length is over [`LOGIN_BODY_LIMIT`] is
+/// refused before any of it is read (one arriving without a length is cut at the limit by the
+/// form extractor, see [`login`]).
+async fn refuse_declared_large_login(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if crate::body::declared_length(req.headers()).is_some_and(|n| n > LOGIN_BODY_LIMIT as u64) {
+        return too_large_login(is_https(req.headers()));
+    }
+    next.run(req).await
 }
 
 fn too_large_login(https: bool) -> Response {
