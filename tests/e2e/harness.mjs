@@ -216,11 +216,12 @@ export async function advanceClock(server, now) {
 // The browser
 
 /**
- * Headless Chromium with a fresh profile. Returns { context, newPage(), close() }.
+ * Headless Chromium with a fresh profile (`{ javaScriptEnabled: false }` for the pages as they
+ * work without app.js and htmx). Returns { context, newPage(), close() }.
  * Every page records uncaught page errors and JavaScript dialogs (alert/confirm/prompt, which
  * the UI never opens: one firing means injected script ran) in page.e2e.
  */
-export async function launchBrowser() {
+export async function launchBrowser({ javaScriptEnabled = true } = {}) {
   const executablePath = chromiumBinary();
   if (!existsSync(executablePath)) {
     throw new Error(`Chromium is missing at ${executablePath} (apt-get install -y --no-install-recommends chromium, or set GENAI_CHROMIUM)`);
@@ -233,9 +234,11 @@ export async function launchBrowser() {
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
     ],
-    viewport: { width: 1280, height: 900 },
+    // The window the UI is judged at (issue 7: 1366×850, a common laptop browser window).
+    viewport: { width: 1366, height: 850 },
     locale: 'en-GB',
     timezoneId: 'UTC',
+    javaScriptEnabled,
     slowMo: Number(process.env.GENAI_E2E_SLOWMO || 0),
   });
   context.setDefaultTimeout(10_000);
@@ -311,11 +314,59 @@ export async function eventually(fn, { timeoutMs = 8_000, intervalMs = 100 } = {
   }
 }
 
-export async function screenshot(page, name) {
+/**
+ * Saves artifacts/screenshots/<name>.png: the whole page, or with `{ fullPage: false }` only the
+ * window as the user sees it (needed for anything positioned against the window, such as an open
+ * row menu, which a full-page capture would place against the enlarged capture area).
+ */
+export async function screenshot(page, name, { fullPage = true } = {}) {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   const path = join(SCREENSHOT_DIR, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
+  await page.screenshot({ path, fullPage });
   return path;
+}
+
+/**
+ * Fails unless every part of the element is inside the window and is what the user would hit
+ * when clicking there: nothing clips it (a scroll box, the window's edge) or covers it.
+ */
+export async function assertFullyVisible(locator, what) {
+  const r = await locator.evaluate((el) => {
+    const b = el.getBoundingClientRect();
+    const inset = 2;
+    const points = [
+      [b.left + b.width / 2, b.top + b.height / 2],
+      [b.left + inset, b.top + inset], [b.right - inset, b.top + inset],
+      [b.left + inset, b.bottom - inset], [b.right - inset, b.bottom - inset],
+    ];
+    const hit = points.map(([x, y]) => {
+      const h = document.elementFromPoint(x, y);
+      return h === el || el.contains(h) ? 'ok' : (h ? `${h.tagName.toLowerCase()}.${h.className}` : 'nothing');
+    });
+    return {
+      rect: { left: b.left, top: b.top, right: b.right, bottom: b.bottom },
+      window: { width: document.documentElement.clientWidth, height: document.documentElement.clientHeight },
+      hit,
+    };
+  });
+  const where = JSON.stringify(r);
+  assert.ok(r.rect.right > r.rect.left && r.rect.bottom > r.rect.top, `${what} has a size (${where})`);
+  assert.ok(r.rect.left >= 0 && r.rect.top >= 0 && r.rect.right <= r.window.width && r.rect.bottom <= r.window.height,
+    `${what} lies inside the window (${where})`);
+  assert.deepEqual(r.hit, ['ok', 'ok', 'ok', 'ok', 'ok'], `${what} is not clipped or covered (${where})`);
+}
+
+/** Fails when the page, or any table's scroll box, is wider than the window (sideways scrolling). */
+export async function assertNoSidewaysScroll(page, what) {
+  const r = await page.evaluate(() => ({
+    window: document.documentElement.clientWidth,
+    page: document.documentElement.scrollWidth,
+    boxes: [...document.querySelectorAll('.table-wrap')].map((w) => ({ id: w.querySelector('table')?.id, client: w.clientWidth, scroll: w.scrollWidth })),
+  }));
+  assert.ok(r.page <= r.window, `${what}: the page is no wider than the window (${JSON.stringify(r)})`);
+  for (const b of r.boxes) {
+    assert.ok(b.scroll <= b.client, `${what}: #${b.id} fits its box without sideways scrolling (${JSON.stringify(r)})`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ pub use error::AppError;
 use genai_core::catalog::{Plan, PlanSize, ResourceType};
 use genai_core::eligibility::{self, Check, CompanyFacts};
 use genai_core::error::FieldErrors;
-use genai_core::ledger::Balance;
+use genai_core::ledger::{self, Balance};
 use genai_core::resource::{Change, Resource, Scheduled};
-use genai_core::validation::{Email, PersonName, ProvisionForm};
+use genai_core::validation::{self, Email, PersonName, ProvisionForm};
 use genai_core::{calendar, BundleMonth, Catalog, CloudTokens, CompanyId, DomainError, Instant, ResourceId, UserId};
 pub use genai_store::{
     ApiToken, AuditEvent, Company, Grant, Guard, IdempotencyKey, Idempotent, LedgerTransaction, NewResource,
@@ -98,6 +98,9 @@ pub struct Specification {
     pub available_before: CloudTokens,
     /// Available after provisioning (negative when short).
     pub available_after: CloudTokens,
+    /// The ledger's verdict on paying for the plan now ([`ledger::afford`]): what is left, or
+    /// the `insufficient_tokens` refusal (also listed in `problems`).
+    pub afford: Result<CloudTokens, DomainError>,
     /// The first bundle month if provisioned now.
     pub first_bundle_month: BundleMonth,
     /// Why it could not be provisioned now (empty when it can).
@@ -166,8 +169,8 @@ fn validate_company_facts(input: &CompanyInput, errors: &mut FieldErrors) {
         }
     }
     for (field, value) in [("accounts", input.accounts), ("enterprise_subscriptions", input.enterprise_subscriptions)] {
-        if value.is_some_and(|v| !(0..=1_000_000).contains(&v)) {
-            errors.insert(field.into(), "must be a whole number from 0 to 1000000".into());
+        if let Some(Err(e)) = value.map(validation::company_count) {
+            errors.insert(field.into(), e);
         }
     }
 }
@@ -334,29 +337,23 @@ impl App {
         Self::require_operator(actor)?;
         self.store.company(company).await?.ok_or_else(|| AppError::NotFound("company".into()))?;
         let mut errors = FieldErrors::new();
-        match tokens {
+        let tokens = match tokens.map(validation::grant_tokens) {
             None => {
                 errors.insert("tokens".into(), "is required".into());
+                None
             }
-            Some(t) if !(1..=1_000_000_000_000).contains(&t) => {
-                errors.insert("tokens".into(), "must be a whole number from 1 to 1000000000000".into());
+            Some(Err(e)) => {
+                errors.insert("tokens".into(), e);
+                None
             }
-            _ => {}
-        }
-        if note.as_ref().is_some_and(|n| n.chars().count() > 500) {
-            errors.insert("note".into(), "must be at most 500 characters".into());
-        }
-        if !errors.is_empty() {
-            return Err(DomainError::Validation(errors).into());
-        }
-        let now = self.now();
-        let grant = Grant {
-            transaction_id: self.ids.next("txn"),
-            company_id: company.clone(),
-            tokens: CloudTokens(tokens.unwrap_or_default()),
-            note: note.filter(|n| !n.trim().is_empty()),
-            at: now,
+            Some(Ok(t)) => Some(t),
         };
+        let note = validation::grant_note(note.as_deref()).map_err(|e| errors.insert("note".into(), e)).ok().flatten();
+        let Some(tokens) = tokens.filter(|_| errors.is_empty()) else {
+            return Err(DomainError::Validation(errors).into());
+        };
+        let now = self.now();
+        let grant = Grant { transaction_id: self.ids.next("txn"), company_id: company.clone(), tokens, note, at: now };
         let key = idempotency_key.map(|(k, body)| IdempotencyKey {
             scope: format!("{}:grant:{company}", actor.scope()),
             key: k.to_string(),
@@ -392,8 +389,8 @@ impl App {
             errors.insert("role".into(), "is required (company_admin or member)".into());
         }
         if let Some(p) = &input.password {
-            if p.chars().count() < 8 || p.len() > 1024 {
-                errors.insert("password".into(), "must be 8 to 1024 characters".into());
+            if let Err(e) = validation::password(p) {
+                errors.insert("password".into(), e);
             }
         }
         let (Some(name), Some(email), Some(role)) = (name, email, input.role) else {
@@ -445,10 +442,8 @@ impl App {
         user: &User,
         description: Option<String>,
     ) -> Result<(ApiToken, String), AppError> {
-        let description = description.unwrap_or_default().trim().to_string();
-        if description.chars().count() > 200 || description.chars().any(char::is_control) {
-            return Err(AppError::field("description", "must be at most 200 characters, no control characters"));
-        }
+        let description =
+            validation::token_description(description.as_deref()).map_err(|e| AppError::field("description", e))?;
         let secret = auth::new_token_secret();
         let now = self.now();
         let token = ApiToken {
@@ -584,8 +579,9 @@ impl App {
         self.store.resource(&user.company_id, id).await?.ok_or_else(|| AppError::NotFound("resource".into()))
     }
 
-    /// Checks a knowledge base's embeddings resource: same company, embeddings type, live and
-    /// not being deprovisioned, same region. Returns it for the write's guard.
+    /// Checks a knowledge base's embeddings resource: it must be one of the company's, and
+    /// [`Resource::linkable_embeddings`] from the knowledge base's region. Returns it for the
+    /// write's guard (so a deprovisioning scheduled meanwhile makes the write stale).
     async fn check_embeddings(
         &self,
         company: &CompanyId,
@@ -604,17 +600,7 @@ impl App {
         let e = self.store.resource(company, &ResourceId(id.to_string())).await?;
         let problem = match &e {
             None => Some(format!("no embeddings resource \"{id}\" in your company")),
-            Some(e) if e.resource_type != ResourceType::EmbeddingsGeneration => {
-                Some(format!("\"{}\" is a {} resource, not an embeddings resource", e.display_name, e.resource_type))
-            }
-            Some(e) if !e.is_live() || matches!(e.scheduled, Some(Scheduled::Deprovision { .. })) => {
-                Some(format!("\"{}\" is deprovisioned or scheduled for deprovisioning", e.display_name))
-            }
-            Some(e) if form.region.as_deref().is_some_and(|r| r != e.region) => Some(format!(
-                "\"{}\" is in {}; a knowledge base must be in the same region as its embeddings resource",
-                e.display_name, e.region
-            )),
-            Some(_) => None,
+            Some(e) => e.linkable_embeddings(form.region.as_deref()).err(),
         };
         if let Some(p) = problem {
             errors.entry(field.into()).or_insert(p);
@@ -648,16 +634,9 @@ impl App {
         for (field, message) in errors {
             problems.push(Problem { code: "validation_failed", field: Some(field), message });
         }
-        let available_after = CloudTokens(balance.available.get() - plan.cloud_tokens.get());
-        if available_after.get() < 0 {
-            problems.push(Problem {
-                code: "insufficient_tokens",
-                field: None,
-                message: format!(
-                    "this plan needs {} cloud tokens but only {} are available",
-                    plan.cloud_tokens, balance.available
-                ),
-            });
+        let afford = ledger::afford(balance.available, plan.cloud_tokens);
+        if let Err(e) = &afford {
+            problems.push(Problem { code: e.code(), field: None, message: e.to_string() });
         }
         let now = self.now();
         let first_bundle_month = calendar::bundle_month_at(now, now)
@@ -665,7 +644,8 @@ impl App {
         Ok(Specification {
             resource_type: plan.resource_type,
             available_before: balance.available,
-            available_after,
+            available_after: ledger::available_after(balance.available, plan.cloud_tokens),
+            afford,
             plan,
             first_bundle_month,
             problems,
@@ -700,7 +680,7 @@ impl App {
             let mut errors = FieldErrors::new();
             let valid = form.validate(&self.catalog).map_err(|e| errors = e).ok();
             let embeddings = self.check_embeddings(company, form, &mut errors).await?;
-            eligibility::require(&facts).map_err(DomainError::NotEligible)?;
+            eligibility::require_for_provisioning(&facts)?;
             let Some(valid) = valid.filter(|_| errors.is_empty()) else {
                 return Err(DomainError::Validation(errors).into());
             };
@@ -729,9 +709,13 @@ impl App {
                         .await?
                         .ok_or_else(|| AppError::Internal("an idempotency key points at a missing resource".into()));
                 }
-                Err(StoreError::InsufficientTokens { available }) => {
-                    return Err(DomainError::InsufficientTokens { required: cost, available }.into())
-                }
+                // The store refused on the balance it saw (its conditional UPDATE is the
+                // enforcement under concurrency); the ledger rule words the refusal. Had the
+                // balance grown back meanwhile, decide again.
+                Err(StoreError::InsufficientTokens { available }) => match ledger::afford(available, cost) {
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => continue,
+                },
                 Err(StoreError::Duplicate(_)) => {
                     return Err(AppError::field(
                         "display_name",
@@ -773,10 +757,12 @@ impl App {
             let change: Change = match action {
                 ResourceAction::ChangePlan(plan) => {
                     let change = current.change_plan(plan, &self.catalog, now)?;
-                    if change.movement.is_some() {
-                        // Upgrades need an eligible company (SPEC §2).
-                        let (facts, _) = self.facts(company).await?;
-                        eligibility::require(&facts).map_err(DomainError::NotEligible)?;
+                    let (facts, balance) = self.facts(company).await?;
+                    eligibility::require_for_upgrade(&facts, &change)?;
+                    if let Some(cost) = change.allocation() {
+                        // Refuse early with the same words as the preview; the store's
+                        // conditional write still decides under concurrency.
+                        ledger::afford(balance.available, cost)?;
                     }
                     change
                 }
@@ -809,8 +795,11 @@ impl App {
                     return Ok(next);
                 }
                 Err(StoreError::InsufficientTokens { available }) => {
-                    let required = write.change.movement.map(|m| m.tokens).unwrap_or_default();
-                    return Err(DomainError::InsufficientTokens { required, available }.into());
+                    let required = write.change.allocation().unwrap_or_default();
+                    match ledger::afford(available, required) {
+                        Err(e) => return Err(e.into()),
+                        Ok(_) => continue,
+                    }
                 }
                 Err(StoreError::Stale) => continue,
                 Err(e) => return Err(e.into()),

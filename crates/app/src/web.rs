@@ -8,11 +8,12 @@ use crate::auth::{self, Actor};
 use crate::{App, AppError};
 use genai_core::catalog::{Plan, PlanSize};
 use genai_core::eligibility;
-use genai_core::ledger::TransactionKind;
+use genai_core::ledger;
 use genai_core::resource::{Resource, Scheduled};
 use genai_core::validation::EMAIL_MAX;
 use genai_core::{CloudTokens, DomainError, Instant, ResourceId};
 use genai_store::{Role, Session};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// How long a web session lasts.
@@ -35,8 +36,12 @@ pub struct PlanPreview {
     pub cost_difference: i64,
     /// Available tokens now.
     pub available_before: CloudTokens,
-    /// Available right after the change (a downgrade releases only at `effective_at`).
+    /// Available right after the change (a downgrade releases only at `effective_at`);
+    /// negative when an upgrade is short.
     pub available_after: CloudTokens,
+    /// For an upgrade, the ledger's verdict on paying the difference now
+    /// ([`ledger::afford`]), whatever else refuses it; `None` for other changes.
+    pub afford: Option<Result<CloudTokens, DomainError>>,
     /// When the change takes effect.
     pub effective_at: Instant,
 }
@@ -132,24 +137,23 @@ impl App {
         let new_plan = self.catalog.plan(resource.resource_type, target).cloned();
         let new_cost = new_plan.as_ref().map_or(resource.cloud_tokens.get(), |p| p.cloud_tokens.get());
         let cost_difference = new_cost - resource.cloud_tokens.get();
-        let decided = resource.change_plan(target, &self.catalog, now);
-        let (outcome, available_after, effective_at) = match decided {
-            Ok(change) => match (change.movement, change.next.scheduled) {
-                (Some(m), _) if m.kind == TransactionKind::Allocate => {
-                    let after = CloudTokens(balance.available.get() - m.tokens.get());
-                    let outcome = if let Err(checks) = eligibility::require(&facts) {
-                        Err(DomainError::NotEligible(checks))
-                    } else if after.get() < 0 {
-                        Err(DomainError::InsufficientTokens { required: m.tokens, available: balance.available })
-                    } else {
-                        Ok(PlanChangeKind::Upgrade)
-                    };
-                    (outcome, after, now)
+        // The same decisions as `act`, in the same order: the state machine, then eligibility
+        // and affordability of an upgrade (core's rules, not re-derived here).
+        let mut afford = None;
+        let (outcome, available_after, effective_at) = match resource.change_plan(target, &self.catalog, now) {
+            Ok(change) => match (change.allocation(), change.next.scheduled) {
+                (Some(cost), _) => {
+                    let paid = ledger::afford(balance.available, cost);
+                    let outcome = eligibility::require_for_upgrade(&facts, &change)
+                        .and_then(|()| paid.clone())
+                        .map(|_| PlanChangeKind::Upgrade);
+                    afford = Some(paid);
+                    (outcome, ledger::available_after(balance.available, cost), now)
                 }
-                (_, Some(Scheduled::Downgrade { effective_at, .. })) => {
+                (None, Some(Scheduled::Downgrade { effective_at, .. })) => {
                     (Ok(PlanChangeKind::Downgrade), balance.available, effective_at)
                 }
-                _ => (Ok(PlanChangeKind::Downgrade), balance.available, now),
+                (None, _) => (Ok(PlanChangeKind::Downgrade), balance.available, now),
             },
             Err(e) => (Err(e), balance.available, now),
         };
@@ -162,6 +166,7 @@ impl App {
             cost_difference,
             available_before: balance.available,
             available_after,
+            afford,
             effective_at,
         })
     }
@@ -197,6 +202,30 @@ impl App {
         } else {
             Err(AppError::NotFound("resource".into()))
         }
+    }
+}
+
+impl App {
+    /// The display names of the caller's company's resources among `ids`, for pages that list
+    /// history (ledger, audit log) by name instead of by id. One lookup per distinct id, so a
+    /// page of history costs at most a page of lookups; an id of another company (or of none)
+    /// is simply left out.
+    pub async fn resource_names(
+        &self,
+        actor: &Actor,
+        ids: &[ResourceId],
+    ) -> Result<HashMap<ResourceId, String>, AppError> {
+        let user = Self::require_admin(actor)?;
+        let mut names = HashMap::new();
+        for id in ids {
+            if names.contains_key(id) {
+                continue;
+            }
+            if let Some(r) = self.store.resource(&user.company_id, id).await? {
+                names.insert(id.clone(), r.display_name);
+            }
+        }
+        Ok(names)
     }
 }
 

@@ -2,7 +2,14 @@
 //!
 //! Four checks, always evaluated together so the overview and the `not_eligible` error can show
 //! every failing reason at once, not just the first.
+//!
+//! Which actions need an eligible company is decided here too, once: provisioning
+//! ([`require_for_provisioning`]) and a plan change that allocates tokens, i.e. an upgrade
+//! ([`require_for_upgrade`]). Downgrades, cancellations and deprovisioning stay possible for a
+//! company that is no longer eligible, so it can always shrink what it holds.
 
+use crate::error::DomainError;
+use crate::resource::Change;
 use crate::tokens::CloudTokens;
 use serde::Serialize;
 
@@ -117,9 +124,70 @@ pub fn require(facts: &CompanyFacts) -> Result<(), Vec<Check>> {
     }
 }
 
+/// Provisioning needs an eligible company: every check passes, else `not_eligible` with all
+/// four checks (the failing ones say why).
+pub fn require_for_provisioning(facts: &CompanyFacts) -> Result<(), DomainError> {
+    require(facts).map_err(DomainError::NotEligible)
+}
+
+/// A plan change needs an eligible company when it allocates tokens (an upgrade, SPEC §2), like
+/// provisioning; a downgrade allocates nothing and is allowed whatever the company's state.
+pub fn require_for_upgrade(facts: &CompanyFacts, change: &Change) -> Result<(), DomainError> {
+    match change.allocation() {
+        Some(_) => require_for_provisioning(facts),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calendar::parse_instant;
+    use crate::catalog::{Catalog, PlanSize, ResourceType};
+    use crate::ids::{CompanyId, ResourceId};
+    use crate::resource::{Environment, Resource};
+    use crate::validation::ProvisionForm;
+
+    /// A medium text resource, made the way the use case makes one (from a valid form).
+    fn medium_text_resource() -> Resource {
+        let form = ProvisionForm {
+            resource_type: Some(ResourceType::TextGeneration),
+            display_name: Some("Support bot".into()),
+            environment: Some(Environment::Test),
+            region: Some("eu-central-1".into()),
+            cross_region_inference: Some(true),
+            model: Some("claude-sonnet-4.6".into()),
+            plan: Some(PlanSize::Medium),
+            embeddings_resource_id: None,
+            user_name: Some("Ada Lovelace".into()),
+            user_email: Some("ada@example.com".into()),
+        };
+        let valid = form.validate(&Catalog::builtin()).unwrap_or_else(|e| panic!("{e:?}"));
+        let now = parse_instant("2026-02-12T08:00:00Z").unwrap_or_default();
+        valid.into_resource(ResourceId("res_1".into()), CompanyId("cmp_1".into()), now)
+    }
+
+    #[test]
+    fn an_upgrade_needs_an_eligible_company_a_downgrade_does_not() {
+        let r = medium_text_resource();
+        let catalog = Catalog::builtin();
+        let now = r.created_at;
+        let upgrade = r.change_plan(PlanSize::Large, &catalog, now).unwrap_or_else(|e| panic!("{e}"));
+        let downgrade = r.change_plan(PlanSize::Small, &catalog, now).unwrap_or_else(|e| panic!("{e}"));
+        let ineligible = CompanyFacts { accounts: 2, ..facts() };
+
+        assert_eq!(require_for_upgrade(&facts(), &upgrade), Ok(()));
+        match require_for_upgrade(&ineligible, &upgrade) {
+            Err(DomainError::NotEligible(checks)) => {
+                assert_eq!(checks.len(), 4, "all four checks are reported");
+                assert_eq!(checks.iter().filter(|c| !c.ok).map(|c| c.name).collect::<Vec<_>>(), ["single_account"]);
+            }
+            other => panic!("an ineligible company's upgrade is refused: {other:?}"),
+        }
+        assert_eq!(require_for_upgrade(&ineligible, &downgrade), Ok(()));
+        assert_eq!(require_for_provisioning(&facts()), Ok(()));
+        assert_eq!(require_for_provisioning(&ineligible).map_err(|e| e.code()), Err("not_eligible"));
+    }
 
     fn facts() -> CompanyFacts {
         CompanyFacts { price_list: "FY21".into(), accounts: 1, enterprise_subscriptions: 1, available: CloudTokens(5) }

@@ -178,6 +178,15 @@ pub struct Change {
     pub at: Instant,
 }
 
+impl Change {
+    /// The tokens this change takes from the company's available pool, if any: an upgrade's
+    /// (or a provisioning's) allocation. What must be affordable, and what needs an eligible
+    /// company.
+    pub fn allocation(&self) -> Option<CloudTokens> {
+        self.movement.filter(|m| m.kind == TransactionKind::Allocate).map(|m| m.tokens)
+    }
+}
+
 impl Resource {
     /// The status derived from the scheduled change and deprovisioning.
     pub fn derive_status(&self) -> Status {
@@ -205,6 +214,31 @@ impl Resource {
     /// Whether the resource still exists (holds tokens, serves traffic).
     pub fn is_live(&self) -> bool {
         self.status != Status::Deprovisioned
+    }
+
+    /// Whether a knowledge base may embed its content through this resource: it must be an
+    /// embeddings resource that is live and not scheduled for deprovisioning (a knowledge base
+    /// never outlives its embeddings), and, when the knowledge base's region is known, in that
+    /// same region. `Err` says why not, naming the resource. The one rule for the provisioning
+    /// use case and for the choices the provision form offers (which pass `None` and show each
+    /// choice's region).
+    pub fn linkable_embeddings(&self, kb_region: Option<&str>) -> Result<(), String> {
+        if self.resource_type != ResourceType::EmbeddingsGeneration {
+            return Err(format!(
+                "\"{}\" is a {} resource, not an embeddings resource",
+                self.display_name, self.resource_type
+            ));
+        }
+        if !self.is_live() || matches!(self.scheduled, Some(Scheduled::Deprovision { .. })) {
+            return Err(format!("\"{}\" is deprovisioned or scheduled for deprovisioning", self.display_name));
+        }
+        match kb_region {
+            Some(region) if region != self.region => Err(format!(
+                "\"{}\" is in {}; a knowledge base must be in the same region as its embeddings resource",
+                self.display_name, self.region
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The bundle month containing `now`; for a deprovisioned resource, its last one.
@@ -394,5 +428,76 @@ impl Resource {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::parse_instant;
+    use crate::validation::ProvisionForm;
+
+    fn at(s: &str) -> Instant {
+        parse_instant(s).unwrap_or_else(|| panic!("bad instant {s}"))
+    }
+
+    /// A resource made the way the use case makes one (from a valid form), at T0.
+    fn resource(resource_type: ResourceType, name: &str, region: &str) -> Resource {
+        let (model, cri, plan) = match resource_type {
+            ResourceType::TextGeneration => (Some("claude-sonnet-4.6"), true, PlanSize::Small),
+            ResourceType::EmbeddingsGeneration => (Some("cohere-embed-multilingual-v3"), false, PlanSize::Small),
+            ResourceType::KnowledgeBase => (None, false, PlanSize::Standard),
+        };
+        let form = ProvisionForm {
+            resource_type: Some(resource_type),
+            display_name: Some(name.into()),
+            environment: Some(Environment::Test),
+            region: Some(region.into()),
+            cross_region_inference: Some(cri),
+            model: model.map(Into::into),
+            plan: Some(plan),
+            embeddings_resource_id: (resource_type == ResourceType::KnowledgeBase).then(|| "res_e".into()),
+            user_name: Some("Ada Lovelace".into()),
+            user_email: Some("ada@example.com".into()),
+        };
+        let valid = form.validate(&Catalog::builtin()).unwrap_or_else(|e| panic!("{e:?}"));
+        valid.into_resource(ResourceId(format!("res_{name}")), CompanyId("cmp_1".into()), at("2026-02-12T08:00:00Z"))
+    }
+
+    #[test]
+    fn a_knowledge_base_links_only_to_a_live_embeddings_resource_of_its_region() {
+        let now = at("2026-02-20T00:00:00Z");
+        let embeddings = resource(ResourceType::EmbeddingsGeneration, "Search", "eu-central-1");
+        assert_eq!(embeddings.linkable_embeddings(Some("eu-central-1")), Ok(()));
+        assert_eq!(embeddings.linkable_embeddings(None), Ok(()), "any region when the region is not chosen yet");
+
+        let elsewhere = embeddings.linkable_embeddings(Some("ca-central-1")).err().unwrap_or_default();
+        assert!(
+            elsewhere.contains("\"Search\" is in eu-central-1") && elsewhere.contains("same region"),
+            "{elsewhere}"
+        );
+
+        let text = resource(ResourceType::TextGeneration, "Chat", "eu-central-1");
+        let not_embeddings = text.linkable_embeddings(None).err().unwrap_or_default();
+        assert!(not_embeddings.contains("not an embeddings resource"), "{not_embeddings}");
+
+        // Scheduled for deprovisioning: refused at once, in every region.
+        let leaving = embeddings.deprovision(&[], now).unwrap_or_else(|e| panic!("{e}")).next;
+        assert!(leaving.linkable_embeddings(None).is_err());
+        assert!(leaving.linkable_embeddings(Some("eu-central-1")).err().unwrap_or_default().contains("deprovision"));
+
+        // Deprovisioned: refused.
+        let gone = leaving.take_effect(at("2026-03-12T08:00:00Z")).unwrap_or_else(|| panic!("due")).next;
+        assert_eq!(gone.status, Status::Deprovisioned);
+        assert!(gone.linkable_embeddings(None).is_err());
+
+        // A downgrade does not stop it being linkable.
+        let medium = resource(ResourceType::EmbeddingsGeneration, "Bigger", "eu-central-1");
+        let medium =
+            medium.change_plan(PlanSize::Medium, &Catalog::builtin(), now).unwrap_or_else(|e| panic!("{e}")).next;
+        let shrinking =
+            medium.change_plan(PlanSize::Small, &Catalog::builtin(), now).unwrap_or_else(|e| panic!("{e}")).next;
+        assert_eq!(shrinking.status, Status::PlanDowngradeScheduled);
+        assert_eq!(shrinking.linkable_embeddings(Some("eu-central-1")), Ok(()));
     }
 }

@@ -11,6 +11,7 @@ use crate::catalog::{Catalog, Plan, PlanSize, ResourceType};
 use crate::error::FieldErrors;
 use crate::ids::{CompanyId, ResourceId};
 use crate::resource::{Environment, Person, Resource, Status};
+use crate::tokens::CloudTokens;
 
 /// Longest display name, in characters, after trimming.
 pub const DISPLAY_NAME_MAX: usize = 64;
@@ -411,6 +412,73 @@ impl ProvisionForm {
     }
 }
 
+// ---- limits of the operator's and users' other inputs --------------------------------------
+//
+// Every bound a request is checked against lives here, next to the provisioning form's, so the
+// API, the CLI and the UI refuse the same things with the same words, and a later surface (the
+// Portal, the Runtime API) reuses them instead of inventing its own.
+
+/// Most accounts or enterprise subscriptions a company can be recorded with.
+pub const COMPANY_COUNT_MAX: i64 = 1_000_000;
+/// Most cloud tokens one grant may add (a typo guard: 10¹², far beyond any real contract, and
+/// far from `i64::MAX`, so totals cannot overflow through grants in any realistic lifetime).
+pub const GRANT_TOKENS_MAX: i64 = 1_000_000_000_000;
+/// Longest note on a grant, in characters.
+pub const GRANT_NOTE_MAX: usize = 500;
+/// Shortest password, in characters.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+/// Longest password, in bytes (bounds the work of hashing it).
+pub const PASSWORD_MAX_BYTES: usize = 1024;
+/// Longest API-token description, in characters.
+pub const TOKEN_DESCRIPTION_MAX: usize = 200;
+
+/// A company's count of accounts or enterprise subscriptions: 0 to [`COMPANY_COUNT_MAX`].
+pub fn company_count(n: i64) -> Result<i64, String> {
+    if (0..=COMPANY_COUNT_MAX).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("must be a whole number from 0 to {COMPANY_COUNT_MAX}"))
+    }
+}
+
+/// The amount of a grant: 1 to [`GRANT_TOKENS_MAX`] cloud tokens.
+pub fn grant_tokens(n: i64) -> Result<CloudTokens, String> {
+    if (1..=GRANT_TOKENS_MAX).contains(&n) {
+        Ok(CloudTokens(n))
+    } else {
+        Err(format!("must be a whole number from 1 to {GRANT_TOKENS_MAX}"))
+    }
+}
+
+/// A grant's note: at most [`GRANT_NOTE_MAX`] characters; blank means none.
+pub fn grant_note(raw: Option<&str>) -> Result<Option<String>, String> {
+    match raw {
+        Some(n) if n.chars().count() > GRANT_NOTE_MAX => Err(format!("must be at most {GRANT_NOTE_MAX} characters")),
+        Some(n) if !n.trim().is_empty() => Ok(Some(n.to_string())),
+        _ => Ok(None),
+    }
+}
+
+/// A password as chosen: [`PASSWORD_MIN_CHARS`] characters to [`PASSWORD_MAX_BYTES`] bytes.
+pub fn password(raw: &str) -> Result<&str, String> {
+    if raw.chars().count() < PASSWORD_MIN_CHARS || raw.len() > PASSWORD_MAX_BYTES {
+        Err(format!("must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_BYTES} characters"))
+    } else {
+        Ok(raw)
+    }
+}
+
+/// An API token's description: trimmed, at most [`TOKEN_DESCRIPTION_MAX`] characters, no
+/// control characters; missing means empty.
+pub fn token_description(raw: Option<&str>) -> Result<String, String> {
+    let d = raw.unwrap_or_default().trim();
+    if d.chars().count() > TOKEN_DESCRIPTION_MAX || d.chars().any(char::is_control) {
+        Err(format!("must be at most {TOKEN_DESCRIPTION_MAX} characters, no control characters"))
+    } else {
+        Ok(d.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,5 +561,34 @@ mod tests {
         for bad in ["", "a", "a@b", "@b.co", "a@.co", "a b@c.de", "a@b..co", "a@-b.co"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn limits_of_other_inputs() {
+        assert_eq!(company_count(0), Ok(0));
+        assert_eq!(company_count(COMPANY_COUNT_MAX), Ok(COMPANY_COUNT_MAX));
+        assert!(company_count(-1).is_err() && company_count(COMPANY_COUNT_MAX + 1).is_err());
+
+        assert_eq!(grant_tokens(1), Ok(CloudTokens(1)));
+        assert_eq!(grant_tokens(GRANT_TOKENS_MAX), Ok(CloudTokens(GRANT_TOKENS_MAX)));
+        for bad in [0, -5, GRANT_TOKENS_MAX + 1, i64::MAX] {
+            assert!(grant_tokens(bad).unwrap_err().contains("from 1 to"), "{bad}");
+        }
+
+        assert_eq!(grant_note(None), Ok(None));
+        assert_eq!(grant_note(Some("  ")), Ok(None));
+        assert_eq!(grant_note(Some("Q1 top-up")), Ok(Some("Q1 top-up".into())));
+        assert!(grant_note(Some(&"é".repeat(GRANT_NOTE_MAX))).is_ok(), "characters, not bytes");
+        assert!(grant_note(Some(&"x".repeat(GRANT_NOTE_MAX + 1))).is_err());
+
+        assert!(password("1234567").is_err());
+        assert_eq!(password("12345678"), Ok("12345678"));
+        assert!(password(&"x".repeat(PASSWORD_MAX_BYTES)).is_ok());
+        assert!(password(&"x".repeat(PASSWORD_MAX_BYTES + 1)).is_err());
+
+        assert_eq!(token_description(None), Ok(String::new()));
+        assert_eq!(token_description(Some("  ci deploy ")), Ok("ci deploy".into()));
+        assert!(token_description(Some("a\u{7}b")).is_err());
+        assert!(token_description(Some(&"x".repeat(TOKEN_DESCRIPTION_MAX + 1))).is_err());
     }
 }

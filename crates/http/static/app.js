@@ -1,7 +1,48 @@
 // GenAI Resources: small enhancements on top of server-rendered pages. Everything works without
-// this file; with it, dialogs open in place as real modal dialogs and menus close sensibly.
+// this file; with it, dialogs open in place as real modal dialogs, and row menus float next to
+// their ⋯ button (instead of opening in the row) and close sensibly.
 (function () {
   "use strict";
+
+  // The stylesheet floats row menus only when this script is there to place them.
+  document.documentElement.classList.add("js");
+
+  // A row menu is drawn with position: fixed, against the window, so that the table's scroll
+  // box cannot clip it: below its ⋯, right-aligned with it, or above it when there is more room
+  // there (the last rows near the bottom of the window), and never past the window's edges.
+  // Until it is placed it stays invisible, so it never flashes where it does not belong.
+  var GAP = 4, MARGIN = 8;
+  function place(d) {
+    var menu = d.querySelector(".menu"), summary = d.querySelector("summary");
+    if (!menu || !summary) return;
+    var r = summary.getBoundingClientRect();
+    var vw = document.documentElement.clientWidth, vh = document.documentElement.clientHeight;
+    if (r.bottom < 0 || r.top > vh) {
+      // Its ⋯ has been scrolled out of sight: a menu floating on its own would only confuse.
+      d.removeAttribute("open");
+      return;
+    }
+    menu.style.maxHeight = "";
+    var w = menu.offsetWidth, h = menu.offsetHeight;
+    var below = vh - r.bottom - GAP - MARGIN, above = r.top - GAP - MARGIN;
+    var up = h > below && above > below;
+    var room = up ? above : below;
+    if (h > room) {
+      menu.style.maxHeight = Math.max(room, 0) + "px";
+      h = room;
+    }
+    var left = Math.max(MARGIN, Math.min(r.right - w, vw - MARGIN - w));
+    menu.style.left = left + "px";
+    menu.style.top = (up ? r.top - GAP - h : r.bottom + GAP) + "px";
+    d.classList.toggle("opens-up", up);
+    menu.setAttribute("data-placed", "");
+  }
+  function placeOpenMenus() {
+    document.querySelectorAll("details.row-menu[open]").forEach(place);
+  }
+  // Scrolling the page or the table, or resizing the window, moves the ⋯: the menu follows.
+  document.addEventListener("scroll", placeOpenMenus, true);
+  window.addEventListener("resize", placeOpenMenus);
 
   // The row menu's button whose item was picked last: focus returns there when a dialog the
   // item opened closes (the item itself is hidden by then, its menu closed).
@@ -53,11 +94,18 @@
     });
   });
 
-  // Opening a row menu moves focus to its first item, so the keyboard can go on from there.
+  // Opening a row menu places it, then moves focus to its first item, so the keyboard can go on
+  // from there. Closing it forgets the placement.
   document.addEventListener("toggle", function (e) {
     var d = e.target;
-    if (!(d instanceof HTMLDetailsElement) || !d.classList.contains("row-menu") || !d.open) return;
+    if (!(d instanceof HTMLDetailsElement) || !d.classList.contains("row-menu")) return;
+    var menu = d.querySelector(".menu");
+    if (!d.open) {
+      if (menu) menu.removeAttribute("data-placed");
+      return;
+    }
+    place(d);
     var item = d.querySelector("[role=menuitem]");
-    if (item) item.focus();
+    if (item && d.open) item.focus();
   }, true);
 })();

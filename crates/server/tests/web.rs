@@ -306,7 +306,7 @@ async fn names_are_shown_as_text_and_pages_render() {
     // The confirmation dialog shows the date it takes effect: the end of the bundle month.
     let (s, page, _) = b.get(&format!("/resources/{id}/deprovision")).await;
     assert_eq!(s, 200);
-    assert!(page.contains("12 Mar 2026 08:00 UTC") && page.contains("<dialog open"), "{page}");
+    assert!(page.contains("12 Mar 2026, 08:00 UTC") && page.contains("<dialog open"), "{page}");
     for path in ["/transactions", "/audit", &format!("/portal/resources/{id}"), "/resources/new?type=knowledge_base"] {
         let (s, page, _) = b.get(path).await;
         assert_eq!(s, 200, "{path}");
@@ -314,4 +314,54 @@ async fn names_are_shown_as_text_and_pages_render() {
     }
     let t = srv.ledger(&admin_token).await;
     assert_eq!(t["allocated"], 60, "previews changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_pages_name_resources_escape_notes_and_survive_odd_cursors() {
+    let srv = TestServer::start(&[]);
+    let (company, admin_token, email) = admin_with_password(&srv, 100, "company_admin").await;
+    let note = "<img src=x onerror=alert(1)>";
+    let (s, _) = srv
+        .op(
+            "POST",
+            &format!("/api/v1/operator/companies/{company}/token-grants"),
+            Some(json!({"tokens": 5, "note": note})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, r) = srv.call("POST", "/api/v1/resources", Some(text("Ledger bot", "small")), Some(&admin_token)).await;
+    let id = r["id"].as_str().unwrap().to_string();
+    let portal = format!("href=\"/portal/resources/{id}\"");
+    let mut b = Browser::new(&srv);
+    b.log_in(&email, "correct horse battery", &[]).await;
+
+    let (s, page, _) = b.get("/transactions").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("Allocated to") && page.contains(&portal) && page.contains(">Ledger bot</a>"), "{page}");
+    assert_eq!(page.matches(id.as_str()).count(), 1, "the id only in the link: {page}");
+    assert!(
+        page.contains("<td class=\"num amount\">−30</td>") && page.contains("<td class=\"num amount\">+5</td>"),
+        "{page}"
+    );
+    assert!(!page.contains("<img src=x") && page.contains("onerror=alert(1)"), "the note is escaped: {page}");
+
+    let (s, page, _) = b.get("/audit").await;
+    assert_eq!(s, 200);
+    assert!(page.contains(">Provisioned<") && page.contains(&portal) && page.contains(">Ledger bot</a>"), "{page}");
+    assert!(page.contains("small plan, 30 cloud tokens"), "details in words: {page}");
+    let table = page.split("<table id=\"audit\"").nth(1).and_then(|t| t.split("</table>").next()).unwrap();
+    assert!(!table.contains("<img src=x") && !table.contains('{') && !table.contains("&quot;"), "no raw JSON: {table}");
+
+    // Cursors come from links but can be edited: any value answers a page, never an error.
+    let long = "x".repeat(4000);
+    for path in [
+        "/transactions?cursor=",
+        "/transactions?cursor=%00%FF",
+        "/audit?cursor=../../etc",
+        &format!("/audit?cursor={long}"),
+    ] {
+        let (s, page, _) = b.get(path).await;
+        assert_eq!(s, 200, "{path}");
+        assert!(page.contains(">Ledger bot</a>"), "{path} starts from the newest lines");
+    }
 }

@@ -18,6 +18,7 @@
 //! Cookies are read by a few lines here rather than the `cookie` crate: we only ever read our
 //! own two cookies by name, and that crate would bring the `time` crate into the build.
 
+pub mod history;
 pub mod views;
 
 use crate::serve::ClientAddr;
@@ -33,11 +34,12 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use genai_app::auth::Actor;
 use genai_app::{App, AppError, ResourceAction, ResourceQuery, User};
-use genai_core::calendar::format_instant;
 use genai_core::catalog::{PlanSize, ResourceType};
+use genai_core::ledger;
 use genai_core::resource::{Environment, Status};
 use genai_core::validation::ProvisionForm;
 use genai_core::{CompanyId, DomainError, ResourceId};
+use history::{AuditPage, AuditRow, Pager, TransactionRow, TransactionsPage};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::collections::HashMap;
 use views::*;
@@ -439,16 +441,12 @@ async fn provision_blocker(state: &AppState, who: &WebUser, t: ResourceType) -> 
     }
     let balance = state.app.balance(&who.actor).await?;
     let cheapest = state.app.catalog().plans.iter().filter(|p| p.resource_type == t).map(|p| p.cloud_tokens).min();
-    match cheapest {
+    match cheapest.map(|c| ledger::afford(balance.available, c)) {
         None => return Ok(Some(format!("The catalog offers no {} plan.", t.label().to_lowercase()))),
-        Some(c) if c > balance.available => {
-            return Ok(Some(format!(
-                "Not enough cloud tokens: the smallest plan needs {}, {} are available.",
-                thousands(c.get()),
-                thousands(balance.available.get())
-            )))
+        Some(Err(e)) => {
+            return Ok(Some(format!("Not enough cloud tokens for the smallest plan: {}", sentence(&e.to_string()))))
         }
-        _ => {}
+        Some(Ok(_)) => {}
     }
     if t == ResourceType::KnowledgeBase && embeddings_choices(state, who).await?.is_empty() {
         return Ok(Some(
@@ -473,10 +471,13 @@ async fn embeddings_choices(state: &AppState, who: &WebUser) -> Result<Vec<(Stri
             },
         )
         .await?;
+    // Every region's: the option shows its region, and the specification says when it is not
+    // the knowledge base's (the same rule, with the region, as the provisioning).
     Ok(list
         .iter()
-        .filter(|r| matches!(r.status, Status::Active | Status::PlanDowngradeScheduled))
-        .map(|r| (r.id.to_string(), format!("{} ({}, {})", r.display_name, r.region, r.id)))
+        .filter(|r| r.linkable_embeddings(None).is_ok())
+        // Names are unique among a company's live resources, so the name and region identify it.
+        .map(|r| (r.id.to_string(), format!("{} ({})", r.display_name, r.region)))
         .collect())
 }
 
@@ -574,7 +575,15 @@ fn provision_form(t: ResourceType, v: &FormValues, model: Option<String>) -> Pro
     }
 }
 
-fn entries(state: &AppState, t: ResourceType, v: &FormValues, model: &str) -> Vec<(String, String)> {
+/// What was entered, for the specification panel. `embeddings` is the chosen embeddings
+/// resource's display name (shown instead of its id).
+fn entries(
+    state: &AppState,
+    t: ResourceType,
+    v: &FormValues,
+    model: &str,
+    embeddings: Option<&str>,
+) -> Vec<(String, String)> {
     let catalog = state.app.catalog();
     let mut e = vec![
         ("Type".to_string(), t.label().to_string()),
@@ -589,27 +598,35 @@ fn entries(state: &AppState, t: ResourceType, v: &FormValues, model: &str) -> Ve
         e.push(("Cross-region inference".into(), if v.cri { "yes" } else { "no" }.into()));
         e.push(("Model".into(), if model.is_empty() { "—".into() } else { catalog.model_name(model).to_string() }));
     } else {
-        e.push((
-            "Embeddings Resource".into(),
-            if v.embeddings_resource_id.is_empty() { "—".into() } else { v.embeddings_resource_id.clone() },
-        ));
+        e.push(("Embeddings Resource".into(), embeddings.unwrap_or("—").to_string()));
     }
     e.push(("Created for".into(), format!("{} <{}>", v.user_name.trim(), v.user_email.trim())));
     e
 }
 
 async fn spec_view(state: &AppState, who: &WebUser, t: ResourceType, v: &FormValues, model: &str) -> SpecView {
+    let embeddings = match v.embeddings_resource_id.as_str() {
+        "" => None,
+        id => state
+            .app
+            .resource_names(&who.actor, &[ResourceId(id.to_string())])
+            .await
+            .ok()
+            .and_then(|n| n.into_values().next()),
+    };
+    let entries = |v| entries(state, t, v, model, embeddings.as_deref());
     let form = provision_form(t, v, Some(model.to_string()));
     match state.app.specification(&who.actor, &form).await {
-        Ok(s) => SpecView::new(&s, entries(state, t, v, model)),
+        Ok(s) => SpecView::new(&s, entries(v)),
         Err(e) => SpecView {
-            entries: entries(state, t, v, model),
+            entries: entries(v),
             plan: v.plan.clone(),
             cloud_tokens: "—".into(),
             quota: "—".into(),
             available_before: "—".into(),
             available_after: "—".into(),
             short: false,
+            insufficient: None,
             first_bundle_month: "—".into(),
             problems: vec![e.to_string()],
         },
@@ -674,12 +691,7 @@ async fn submit_blocker(state: &AppState, who: &WebUser, t: ResourceType, spec: 
     if let Some(reason) = provision_blocker(state, who, t).await.unwrap_or(None) {
         return Some(reason);
     }
-    spec.short.then(|| {
-        format!(
-            "Not enough cloud tokens: this plan needs {}, {} are available.",
-            spec.cloud_tokens, spec.available_before
-        )
-    })
+    spec.insufficient.clone()
 }
 
 async fn provision_page(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
@@ -934,51 +946,47 @@ async fn deprovision_page(
 
 // ---- history, portal, assets --------------------------------------------------------------
 
-async fn transactions(State(state): State<AppState>, who: WebUser) -> Response {
+async fn transactions(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
     if let Err(r) = require_admin(&state, &who).await {
         return r;
     }
-    match state.app.transactions(&who.actor).await {
-        Ok(txs) => {
-            let rows = txs
-                .iter()
-                .map(|t| TransactionRow {
-                    at: format_instant(t.at),
-                    kind: t.kind.as_str(),
-                    tokens: thousands(t.tokens.get()),
-                    accounts: format!("{} → {}", t.debit_account, t.credit_account),
-                    resource: t.resource_id.as_ref().map_or(String::new(), |r| r.to_string()),
-                    available_after: thousands(t.available_after.get()),
-                    note: t.note.clone().unwrap_or_default(),
-                })
-                .collect();
-            html(
-                StatusCode::OK,
-                &TransactionsPage { chrome: chrome(&state, &who, "Cloud Tokens", "transactions", None).await, rows },
-            )
-        }
+    let cursor = q.get("cursor").map(String::as_str);
+    let page = async {
+        let all = state.app.transactions(&who.actor).await?;
+        let (lines, next) = history::page_after(&all, cursor, |t| t.id.as_str());
+        let ids: Vec<ResourceId> = lines.iter().filter_map(|t| t.resource_id.clone()).collect();
+        let names = state.app.resource_names(&who.actor, &ids).await?;
+        Ok::<_, AppError>(TransactionsPage {
+            chrome: chrome(&state, &who, "Cloud Tokens", "transactions", None).await,
+            rows: lines.iter().map(|t| TransactionRow::new(t, &names)).collect(),
+            pager: Pager::new("/transactions", cursor, next),
+        })
+    };
+    match page.await {
+        Ok(p) => html(StatusCode::OK, &p),
         Err(e) => error_page(&chrome(&state, &who, "Error", "transactions", None).await, e),
     }
 }
 
-async fn audit(State(state): State<AppState>, who: WebUser) -> Response {
+async fn audit(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {
     if let Err(r) = require_admin(&state, &who).await {
         return r;
     }
-    match state.app.audit_events(&who.actor).await {
-        Ok(events) => {
-            let rows = events
-                .iter()
-                .map(|e| AuditRow {
-                    at: format_instant(e.at),
-                    actor: e.actor.clone(),
-                    action: e.action.clone(),
-                    resource: e.resource_id.as_ref().map_or(String::new(), |r| r.to_string()),
-                    details: e.details.to_string(),
-                })
-                .collect();
-            html(StatusCode::OK, &AuditPage { chrome: chrome(&state, &who, "Audit Log", "audit", None).await, rows })
-        }
+    let cursor = q.get("cursor").map(String::as_str);
+    let page = async {
+        let all = state.app.audit_events(&who.actor).await?;
+        let (lines, next) = history::page_after(&all, cursor, |e| e.id.as_str());
+        let ids: Vec<ResourceId> = lines.iter().filter_map(|e| e.resource_id.clone()).collect();
+        let names = state.app.resource_names(&who.actor, &ids).await?;
+        let catalog = state.app.catalog();
+        Ok::<_, AppError>(AuditPage {
+            chrome: chrome(&state, &who, "Audit Log", "audit", None).await,
+            rows: lines.iter().map(|e| AuditRow::new(e, &names, catalog)).collect(),
+            pager: Pager::new("/audit", cursor, next),
+        })
+    };
+    match page.await {
+        Ok(p) => html(StatusCode::OK, &p),
         Err(e) => error_page(&chrome(&state, &who, "Error", "audit", None).await, e),
     }
 }

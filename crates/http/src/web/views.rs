@@ -4,7 +4,7 @@
 use askama::Template;
 use genai_app::web::{PlanChangeKind, PlanPreview};
 use genai_app::Specification;
-use genai_core::calendar::{format_day, format_instant};
+use genai_core::calendar::format_day;
 use genai_core::catalog::{Catalog, Plan, PlanSize, ResourceType};
 use genai_core::ledger::Balance;
 use genai_core::resource::{Resource, Scheduled, Status};
@@ -67,9 +67,17 @@ pub fn quota_text(plan: &Plan) -> String {
     }
 }
 
-/// "12 Mar 2026 08:00 UTC".
+/// An instant for people, the one format of every page: "12 Mar 2026, 08:00 UTC" (instants
+/// are UTC throughout; the machine-readable RFC 3339 form is for the API and `<time datetime>`).
 pub fn when(t: Instant) -> String {
-    format!("{} {} UTC", format_day(t), t.format("%H:%M"))
+    let (day, time) = when_parts(t);
+    format!("{day}, {time}")
+}
+
+/// [`when`] in its two halves, "12 Mar 2026" and "08:00 UTC", for a cell that may wrap between
+/// them but never inside either.
+pub fn when_parts(t: Instant) -> (String, String) {
+    (format_day(t), t.format("%H:%M UTC").to_string())
 }
 
 /// The header's balance.
@@ -300,8 +308,10 @@ pub struct SpecView {
     pub available_before: String,
     /// Available after.
     pub available_after: String,
-    /// Whether it goes negative.
+    /// Whether the plan costs more than is available (`ledger::afford` said no).
     pub short: bool,
+    /// Why not, as a sentence (for the disabled Provision button).
+    pub insufficient: Option<String>,
     /// First bundle month.
     pub first_bundle_month: String,
     /// Why it cannot be provisioned.
@@ -318,7 +328,12 @@ impl SpecView {
             quota: quota_text(&s.plan),
             available_before: thousands(s.available_before.get()),
             available_after: thousands(s.available_after.get()),
-            short: s.available_after.get() < 0,
+            short: s.afford.is_err(),
+            insufficient: s
+                .afford
+                .as_ref()
+                .err()
+                .map(|e| format!("Not enough cloud tokens: {}", sentence(&e.to_string()))),
             first_bundle_month: format!("{} – {}", when(s.first_bundle_month.start), when(s.first_bundle_month.end)),
             problems: s
                 .problems
@@ -522,7 +537,7 @@ impl PlanSpecView {
                 ),
                 _ => thousands(p.available_after.get()),
             },
-            short: p.available_after.get() < 0,
+            short: matches!(p.afford, Some(Err(_))),
             effective_at: when(p.effective_at),
             problem: p.outcome.as_ref().err().map(|e| sentence(&e.to_string())),
         }
@@ -644,58 +659,6 @@ pub struct DeprovisionPage {
     pub d: DeprovisionView,
 }
 
-/// One ledger row.
-pub struct TransactionRow {
-    /// When.
-    pub at: String,
-    /// Kind.
-    pub kind: &'static str,
-    /// Tokens.
-    pub tokens: String,
-    /// From → to.
-    pub accounts: String,
-    /// Resource.
-    pub resource: String,
-    /// Available after.
-    pub available_after: String,
-    /// Note.
-    pub note: String,
-}
-
-/// The ledger page.
-#[derive(Template)]
-#[template(path = "transactions.html")]
-pub struct TransactionsPage {
-    /// Chrome.
-    pub chrome: Chrome,
-    /// Rows.
-    pub rows: Vec<TransactionRow>,
-}
-
-/// One audit row.
-pub struct AuditRow {
-    /// When.
-    pub at: String,
-    /// Who.
-    pub actor: String,
-    /// What.
-    pub action: String,
-    /// Resource.
-    pub resource: String,
-    /// Details (JSON).
-    pub details: String,
-}
-
-/// The audit page.
-#[derive(Template)]
-#[template(path = "audit.html")]
-pub struct AuditPage {
-    /// Chrome.
-    pub chrome: Chrome,
-    /// Rows.
-    pub rows: Vec<AuditRow>,
-}
-
 /// The read-only Portal page.
 #[derive(Template)]
 #[template(path = "portal.html")]
@@ -720,7 +683,7 @@ pub fn settings(r: &Resource, catalog: &Catalog, now: Instant) -> Vec<(String, S
         ("Plan".into(), plan_text(catalog.plan(r.resource_type, r.plan), r.plan)),
         ("Environment".into(), r.environment.as_str().into()),
         ("Created for".into(), format!("{} <{}>", r.created_for.name, r.created_for.email)),
-        ("Provisioned".into(), format_instant(r.created_at)),
+        ("Provisioned".into(), when(r.created_at)),
     ];
     if let Some(m) = r.bundle_month(now) {
         v.push(("Bundle month".into(), format!("{} – {}", when(m.start), when(m.end))));
