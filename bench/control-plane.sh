@@ -12,7 +12,7 @@ cargo build --release --locked -p genai-server -p genai-bench >/dev/null
 url="${1:-}"
 instances="${2:-1}"
 tmp=$(mktemp -d)
-export GENAI_OPERATOR_TOKEN="bench-$RANDOM$RANDOM"
+export GENAI_OPERATOR_TOKEN="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d " \n")"
 if [[ -z "$url" ]]; then
   database="sqlite://$tmp/bench.db"
 else

@@ -36,7 +36,7 @@ export function chromiumBinary() {
 }
 
 function secret(prefix) {
-  return prefix + randomBytes(12).toString('hex');
+  return prefix + randomBytes(16).toString('hex'); // the server wants operator tokens of >= 32 characters
 }
 
 // ---------------------------------------------------------------------------------------------

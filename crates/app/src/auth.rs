@@ -4,12 +4,28 @@
 //! entropy, so a fast hash is safe and keeps authentication off the request path's critical
 //! cost). Passwords are people-chosen, so they get Argon2id. The operator token comes from the
 //! environment and is compared by hash in constant time.
+//!
+//! Argon2 is deliberately slow (tens of milliseconds of one core). Run on the async workers it
+//! would stall every other request while it hashes — a handful of clients sending wrong
+//! passwords took `/healthz` from under a millisecond to a quarter of a second. So every hash and
+//! verification runs on tokio's blocking pool, and at most one per core at a time
+//! ([`password_work_permits`]): a flood of logins queues for those permits (bounded by the server's
+//! request timeout and connection limit) instead of taking the cores from everything else.
 
+use crate::error::AppError;
 use crate::ids::random_bytes;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Argon2, PasswordHash};
 use genai_store::{Role, User};
 use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+/// Lowercase hex of some bytes (the `hex` crate's encoder).
+pub fn hex(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -43,17 +59,6 @@ impl Actor {
     }
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
-}
-
 /// SHA-256 of a secret, in hex: how tokens are stored and looked up.
 pub fn token_hash(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
@@ -64,37 +69,93 @@ pub fn new_token_secret() -> String {
     format!("genai_{}", hex(&random_bytes::<32>()))
 }
 
-/// Constant-time equality of two byte strings of equal length.
+/// Equality of two byte strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
-/// Hashes a password with Argon2id and a random salt (PHC string).
-pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| e.to_string())?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+/// The permits for password work: one per core, shared by the whole process.
+fn password_work() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| Semaphore::new(password_work_permits()))
 }
 
-/// Whether a password matches a stored PHC hash.
-pub fn verify_password(password: &str, phc: &str) -> bool {
+/// How many Argon2 computations may run at once: the number of cores.
+pub fn password_work_permits() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+}
+
+/// Runs one piece of password work on the blocking pool once a permit is free.
+async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    let _permit = password_work()
+        .acquire()
+        .await
+        .map_err(|_| AppError::Internal("the password-hashing permits were closed".into()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| AppError::Internal(format!("password hashing task: {e}")))
+}
+
+fn hash_now(password: &str) -> Result<String, AppError> {
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| AppError::Internal(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(format!("password hashing: {e}")))
+}
+
+fn verify_now(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A hash to verify against when there is nothing to verify (unknown email, or a user without a
+/// password), so that every failed login costs one Argon2 verification: the answer's timing
+/// tells nothing about which accounts exist or have a password. Made with the same parameters
+/// as real hashes, on first use (on the blocking pool).
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_now("decoy password for accounts without one").unwrap_or_default())
+}
+
+/// Hashes a password with Argon2id and a random salt (PHC string), off the async workers.
+pub async fn hash_password(password: &str) -> Result<String, AppError> {
+    let password = password.to_string();
+    off_the_workers(move || hash_now(&password)).await?
+}
+
+/// Whether a password matches a stored PHC hash, off the async workers. With no hash (no such
+/// user, or a user without a password) the same work is done against a decoy and the answer is
+/// `false`.
+pub async fn verify_password(password: &str, phc: Option<&str>) -> Result<bool, AppError> {
+    let password = password.to_string();
+    let phc = phc.map(str::to_string);
+    off_the_workers(move || match phc {
+        Some(phc) => verify_now(&password, &phc),
+        None => {
+            let _ = verify_now(&password, decoy_hash());
+            false
+        }
+    })
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn passwords_round_trip() {
-        let h = hash_password("correct horse").unwrap_or_default();
+    #[tokio::test]
+    async fn passwords_round_trip() {
+        let h = hash_password("correct horse").await.unwrap_or_default();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &h));
-        assert!(!verify_password("wrong horse", &h));
+        assert!(verify_password("correct horse", Some(&h)).await.unwrap_or(false));
+        assert!(!verify_password("wrong horse", Some(&h)).await.unwrap_or(true));
+        assert!(!verify_password("anything", None).await.unwrap_or(true));
+        assert!(decoy_hash().starts_with("$argon2id$"), "the decoy must cost what a real hash costs");
     }
 
     #[test]
     fn token_hash_is_sha256() {
         assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert!(constant_time_eq(b"ab", b"ab") && !constant_time_eq(b"ab", b"ac"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+        assert_eq!(new_token_secret().len(), "genai_".len() + 64);
     }
 }

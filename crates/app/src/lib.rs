@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod paging;
 pub mod scheduler;
+pub mod throttle;
 pub mod web;
 
 use auth::Actor;
@@ -45,7 +46,7 @@ pub struct App {
     clock: Clock,
     ids: IdGen,
     operator_token_hash: Option<String>,
-    throttle: web::LoginThrottle,
+    throttle: throttle::LoginThrottle,
     scheduler: scheduler::Counters,
 }
 
@@ -185,7 +186,7 @@ impl App {
             clock,
             ids: IdGen::default(),
             operator_token_hash: operator_token.filter(|t| !t.is_empty()).map(auth::token_hash),
-            throttle: web::LoginThrottle::default(),
+            throttle: throttle::LoginThrottle::default(),
             scheduler: scheduler::Counters::default(),
         }
     }
@@ -418,7 +419,7 @@ impl App {
             return Err(DomainError::Validation(errors).into());
         }
         let password_hash = match &input.password {
-            Some(p) => Some(auth::hash_password(p).map_err(AppError::Internal)?),
+            Some(p) => Some(auth::hash_password(p).await?),
             None => None,
         };
         let now = self.now();

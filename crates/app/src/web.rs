@@ -1,7 +1,8 @@
 //! What the web UI needs beyond the REST use cases: logging in (with a slowdown after failed
-//! attempts), sessions, CSRF tokens, and previews of plan changes and deprovisioning so the UI
-//! can show the Resource Specification before anything is changed. The previews run the same
-//! domain functions as the real actions, so what the page promises is what the action does.
+//! attempts, see [`crate::throttle`]), sessions, CSRF tokens, and previews of plan changes and
+//! deprovisioning so the UI can show the Resource Specification before anything is changed. The
+//! previews run the same domain functions as the real actions, so what the page promises is what
+//! the action does.
 
 use crate::auth::{self, Actor};
 use crate::{App, AppError};
@@ -9,57 +10,14 @@ use genai_core::catalog::{Plan, PlanSize};
 use genai_core::eligibility;
 use genai_core::ledger;
 use genai_core::resource::{Resource, Scheduled};
+use genai_core::validation::EMAIL_MAX;
 use genai_core::{CloudTokens, DomainError, Instant, ResourceId};
 use genai_store::{Role, Session};
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant as MonoInstant};
+use std::net::IpAddr;
 
 /// How long a web session lasts.
 pub const SESSION_LIFETIME: chrono::Duration = chrono::Duration::hours(12);
-/// Failed logins for one email before it is locked for a while.
-pub const FREE_ATTEMPTS: u32 = 5;
-/// The first lock; it doubles with every further failure, up to [`MAX_LOCK`].
-pub const FIRST_LOCK: Duration = Duration::from_secs(30);
-/// The longest lock.
-pub const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
-
-/// Failed-login bookkeeping, per email, in this process. (Several instances each keep their
-/// own: an attacker spreading guesses over N instances gets N times the attempts.)
-#[derive(Debug, Default)]
-pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, (u32, Option<MonoInstant>)>>,
-}
-
-impl LoginThrottle {
-    fn locked_for(&self, email: &str) -> Option<Duration> {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let until = map.get(email)?.1?;
-        until.checked_duration_since(MonoInstant::now())
-    }
-
-    fn failed(&self, email: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(email.to_string()).or_insert((0, None));
-        entry.0 += 1;
-        if entry.0 >= FREE_ATTEMPTS {
-            let doublings = (entry.0 - FREE_ATTEMPTS).min(10);
-            let lock = FIRST_LOCK.saturating_mul(1 << doublings).min(MAX_LOCK);
-            entry.1 = Some(MonoInstant::now() + lock);
-        }
-    }
-
-    fn succeeded(&self, email: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(email);
-    }
-}
-
-/// A hash to verify against when the email is unknown, so that a login for an unknown email
-/// takes as long as one with a wrong password (no account enumeration by timing).
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| auth::hash_password("decoy password for unknown accounts").unwrap_or_default())
-}
 
 /// A plan change as the Adjust Plan Size page shows it.
 #[derive(Debug, Clone)]
@@ -98,27 +56,35 @@ pub enum PlanChangeKind {
 }
 
 impl App {
-    /// Checks email and password, slowing down repeated failures, and starts a session.
-    /// Returns the user and the session secret for the cookie.
-    pub async fn log_in(&self, email: &str, password: &str) -> Result<(genai_store::User, String), AppError> {
+    /// Checks email and password, slowing down repeated failures from `client` (the caller's
+    /// network address), and starts a session. Returns the user and the session secret for the
+    /// cookie.
+    ///
+    /// An over-long email is refused before anything else (no lookup, no hashing, no
+    /// bookkeeping). Every other failure costs exactly one Argon2 verification, whether the
+    /// email is unknown, the user has no password, or the password is wrong.
+    pub async fn log_in(
+        &self,
+        client: IpAddr,
+        email: &str,
+        password: &str,
+    ) -> Result<(genai_store::User, String), AppError> {
         let email = email.trim().to_lowercase();
-        if let Some(wait) = self.throttle.locked_for(&email) {
+        if email.len() > EMAIL_MAX {
+            return Err(AppError::field("email", format!("must be at most {EMAIL_MAX} characters")));
+        }
+        if let Some(wait) = self.throttle.locked_for(client, &email, std::time::Instant::now()) {
             return Err(AppError::TooManyAttempts { retry_after_secs: wait.as_secs().max(1) });
         }
         let user = self.store.user_by_email(&email).await?;
-        let ok = match &user {
-            Some(u) => u.password_hash.as_deref().is_some_and(|h| auth::verify_password(password, h)),
-            None => {
-                let _ = auth::verify_password(password, decoy_hash());
-                false
-            }
-        };
+        let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        let ok = auth::verify_password(password, stored).await?;
         // A disabled user's right password opens nothing either.
         let Some(user) = user.filter(|u| ok && u.disabled_at.is_none()) else {
-            self.throttle.failed(&email);
+            self.throttle.failed(client, &email, std::time::Instant::now());
             return Err(AppError::Unauthenticated);
         };
-        self.throttle.succeeded(&email);
+        self.throttle.succeeded(client, &email);
         let secret = auth::new_token_secret();
         let now = self.now();
         // Sessions expire by the wall clock even under a manual clock: they are about people.

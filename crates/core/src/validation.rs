@@ -20,7 +20,40 @@ pub const PERSON_NAME_MAX: usize = 100;
 /// Longest email address (RFC 5321 path limit).
 pub const EMAIL_MAX: usize = 254;
 
-/// A resource display name: 1–64 characters after trimming, no control characters.
+/// Why a name a person typed is not acceptable as text, if it is not: control characters
+/// (line breaks, escapes) and Unicode *format* characters (general category Cf: the direction
+/// overrides U+202A–U+202E and U+2066–U+2069, zero-width U+200B–U+200D, U+FEFF, …). Format
+/// characters are invisible yet change how a name is shown, so "Support bot" and a look-alike
+/// with a hidden U+200B could sit side by side, and U+202E can make a name read backwards in
+/// every list and audit line that shows it.
+fn name_text_problem(s: &str) -> Option<String> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    if s.chars().any(char::is_control) {
+        return Some("must not contain control characters".into());
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let visible =
+        |c: Option<&char>| c.is_some_and(|c| !c.is_whitespace() && c.general_category() != GeneralCategory::Format);
+    // The zero-width non-joiner and joiner (U+200C, U+200D) are part of how Persian and Indic
+    // names are spelled and of emoji sequences (👩‍💻): allowed between two visible characters,
+    // never at an edge or next to a space.
+    let allowed = |i: usize, c: char| {
+        matches!(c, '\u{200C}' | '\u{200D}')
+            && visible(i.checked_sub(1).and_then(|j| chars.get(j)))
+            && visible(chars.get(i + 1))
+    };
+    let found =
+        chars.iter().enumerate().find(|&(i, &c)| c.general_category() == GeneralCategory::Format && !allowed(i, c));
+    found.map(|(_, &c)| {
+        format!(
+            "must not contain invisible formatting characters such as direction marks or \
+             zero-width spaces (found U+{:04X})",
+            u32::from(c)
+        )
+    })
+}
+
+/// A resource display name: 1–64 characters after trimming, no control or format characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct DisplayName(String);
@@ -35,8 +68,8 @@ impl DisplayName {
         if s.chars().count() > DISPLAY_NAME_MAX {
             return Err(format!("must be at most {DISPLAY_NAME_MAX} characters"));
         }
-        if s.chars().any(char::is_control) {
-            return Err("must not contain control characters".into());
+        if let Some(problem) = name_text_problem(s) {
+            return Err(problem);
         }
         Ok(DisplayName(s.to_string()))
     }
@@ -52,7 +85,8 @@ impl DisplayName {
     }
 }
 
-/// A person's name: 1–100 characters after trimming, no control characters.
+/// A person's (or company's) name: 1–100 characters after trimming, no control or format
+/// characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct PersonName(String);
@@ -67,8 +101,8 @@ impl PersonName {
         if s.chars().count() > PERSON_NAME_MAX {
             return Err(format!("must be at most {PERSON_NAME_MAX} characters"));
         }
-        if s.chars().any(char::is_control) {
-            return Err("must not contain control characters".into());
+        if let Some(problem) = name_text_problem(s) {
+            return Err(problem);
         }
         Ok(PersonName(s.to_string()))
     }
@@ -497,6 +531,31 @@ mod tests {
             embeddings_resource_id: None,
             user_name: Some("Ada Lovelace".into()),
             user_email: Some("Ada@Example.com".into()),
+        }
+    }
+
+    #[test]
+    fn names_refuse_invisible_format_characters() {
+        for bad in [
+            "evil\u{202E}txt.exe",
+            "Support\u{200B}bot",
+            "\u{FEFF}Bot",
+            "a\u{2066}b",
+            "soft\u{AD}hyphen",
+            "edge\u{200D}",
+            "a \u{200C}b",
+        ] {
+            let e = DisplayName::parse(bad).err().unwrap_or_default();
+            assert!(e.contains("invisible formatting characters"), "{bad:?}: {e}");
+            let e = PersonName::parse(bad).err().unwrap_or_default();
+            assert!(e.contains("invisible formatting characters"), "{bad:?}: {e}");
+        }
+        assert!(DisplayName::parse("x\u{202E}").err().unwrap_or_default().contains("U+202E"));
+        // Letters, marks and emoji of every script stay allowed.
+        for good in
+            ["Zoë's bot", "Łódź ☕", "東京チーム", "مساعد", "e\u{301}clair", "👩\u{200D}💻 team", "می\u{200C}خواهم"]
+        {
+            assert!(DisplayName::parse(good).is_ok(), "{good}");
         }
     }
 

@@ -6,11 +6,12 @@
 use crate::body::Body;
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::headers::ShownOnce;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use genai_app::auth::Actor;
 use genai_app::{AppError, CompanyInput, ResourceAction, ResourceQuery, Role, UserInput};
@@ -30,10 +31,16 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-        let token = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
-        Ok(Caller(state.app.authenticate(token).await?))
+        Ok(Caller(state.app.authenticate(bearer_token(&parts.headers)).await?))
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header. The scheme is matched without regard
+/// to case (RFC 9110 §11.1: `bearer`, `BEARER` and `Bearer` are the same scheme).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 const RESOURCE_TYPES: [&str; 3] = ["text_generation", "embeddings_generation", "knowledge_base"];
@@ -184,10 +191,6 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(UserDto::from(&user))))
 }
 
-/// Headers of an answer that shows a secret once: no cache may keep it.
-// h-sec: replace with the shared "shows a secret" helper once it lands.
-const SHOWS_SECRET: [(header::HeaderName, &str); 1] = [(header::CACHE_CONTROL, "no-store")];
-
 /// Reads `description` and `expires_at` (RFC 3339) of a token request.
 fn token_request(body: &Body) -> ApiResult<(Option<String>, Option<Instant>)> {
     let expires_at = match body.string("expires_at")? {
@@ -208,11 +211,11 @@ pub async fn create_api_token(
     Caller(actor): Caller,
     Path(id): Path<String>,
     raw: Bytes,
-) -> ApiResult<(StatusCode, [(header::HeaderName, &'static str); 1], Json<ApiTokenDto>)> {
+) -> ApiResult<ShownOnce<(StatusCode, Json<ApiTokenDto>)>> {
     let body = Body::parse(&raw)?;
     let (description, expires_at) = token_request(&body)?;
     let (token, secret) = s.app.create_api_token(&actor, &UserId(id), description, expires_at).await?;
-    Ok((StatusCode::CREATED, SHOWS_SECRET, Json(ApiTokenDto::new(&token, secret))))
+    Ok(ShownOnce((StatusCode::CREATED, Json(ApiTokenDto::new(&token, secret)))))
 }
 
 /// A user's API tokens, revoked and expired ones included (never their secrets).
@@ -270,11 +273,11 @@ pub async fn create_my_api_token(
     State(s): State<AppState>,
     Caller(actor): Caller,
     raw: Bytes,
-) -> ApiResult<(StatusCode, [(header::HeaderName, &'static str); 1], Json<ApiTokenDto>)> {
+) -> ApiResult<ShownOnce<(StatusCode, Json<ApiTokenDto>)>> {
     let body = Body::parse(&raw)?;
     let (description, expires_at) = token_request(&body)?;
     let (token, secret) = s.app.create_my_api_token(&actor, description, expires_at).await?;
-    Ok((StatusCode::CREATED, SHOWS_SECRET, Json(ApiTokenDto::new(&token, secret))))
+    Ok(ShownOnce((StatusCode::CREATED, Json(ApiTokenDto::new(&token, secret)))))
 }
 
 /// Revokes one of the caller's own API tokens (another user's is not found).
@@ -366,7 +369,7 @@ pub async fn list_transactions(
 pub async fn get_catalog(State(s): State<AppState>, Caller(_actor): Caller) -> ApiResult<Json<Value>> {
     serde_json::to_value(s.app.catalog())
         .map(Json)
-        .map_err(|e| ApiError(AppError::Internal(format!("catalog serialization: {e}"))))
+        .map_err(|e| ApiError::internal(format!("catalog serialization: {e}")))
 }
 
 /// Query of the resource list.

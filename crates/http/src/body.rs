@@ -1,4 +1,13 @@
-//! Reading JSON bodies field by field, so every mistake names its field.
+//! Reading JSON bodies field by field, so every mistake names its field; and the guard every
+//! `/api/v1` request passes before its handler runs.
+//!
+//! The guard ([`guard_api_request`]) refuses, in the API's error envelope, what would otherwise
+//! reach a handler as framework defaults or, worse, be applied: a path that is not UTF-8 once
+//! percent-decoded (400), a body over [`API_BODY_LIMIT`] (413 `payload_too_large` with
+//! `details.limit_bytes`, without reading more than the limit), and a non-empty body that is not
+//! sent as JSON (415 `unsupported_media_type`: a `text/plain` body must never change a plan just
+//! because its bytes happen to parse). An empty body is accepted with any content type, since
+//! several endpoints take none.
 //!
 //! Serde's derive would stop at the first problem and word it for programmers. Here a body is
 //! read as a JSON object and each field is taken with the type it must have: malformed JSON, a
@@ -7,7 +16,65 @@
 //! `validation_failed` together with every other invalid field.
 
 use crate::error::ApiError;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
+
+/// The largest request body the Control Center and Operator APIs accept. Their bodies are a few
+/// hundred bytes; 64 KiB leaves room for long notes and descriptions and nothing more.
+pub const API_BODY_LIMIT: usize = 64 * 1024;
+
+/// Whether a `Content-Type` value names JSON (`application/json` or `application/*+json`, with
+/// any parameters such as `charset`).
+pub fn is_json_content_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The body length a request declares (`Content-Length`), if it declares one.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Middleware of `/api/v1`: see the module documentation. The body is read here (up to the
+/// limit) and handed on in memory, so handlers taking `Bytes` never see more than the limit.
+pub async fn guard_api_request(req: Request, next: Next) -> Response {
+    if !crate::headers::is_api_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    if percent_decode_str(req.uri().path()).decode_utf8().is_err() {
+        return ApiError::invalid(
+            "The path is not valid UTF-8 once percent-decoded; ids are plain text.",
+            json!({"path": req.uri().path()}),
+        )
+        .into_response();
+    }
+    if declared_length(req.headers()).is_some_and(|n| n > API_BODY_LIMIT as u64) {
+        return ApiError::payload_too_large(API_BODY_LIMIT).into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, API_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                return ApiError::payload_too_large(API_BODY_LIMIT).into_response();
+            }
+            return ApiError::invalid(format!("The body could not be read: {e}."), json!({})).into_response();
+        }
+    };
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        let content_type = parts.headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(not text)"));
+        if !content_type.is_some_and(is_json_content_type) {
+            return ApiError::unsupported_media_type(content_type).into_response();
+        }
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
 
 /// A parsed JSON object body.
 #[derive(Debug, Clone)]
@@ -148,5 +215,17 @@ mod tests {
         assert!(b.integer("a").is_err());
         assert!(Body::parse(b"[1]").is_err());
         assert!(Body::parse(b"{").is_err());
+    }
+
+    #[test]
+    fn json_content_types() {
+        for ok in
+            ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"]
+        {
+            assert!(is_json_content_type(ok), "{ok}");
+        }
+        for bad in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", "json"] {
+            assert!(!is_json_content_type(bad), "{bad}");
+        }
     }
 }

@@ -1,12 +1,19 @@
 //! The OpenAPI document, generated from the handlers' annotations (utoipa), and the API browser
 //! at `/api/docs`, a Swagger UI served from assets vendored into this crate (no CDN).
+//!
+//! Each handler documents the answers of its own rules; [`StandardErrors`] adds the ones every
+//! `/api/v1` operation can give (a malformed request, missing credentials, a body over the limit
+//! or not JSON, the request timeout), so that every answer the server can send is in the
+//! document. The API fuzzer (`scripts/fuzz-api`) holds the server to that.
 
 use crate::api;
 use crate::error::{ErrorBody, ErrorDetail};
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 struct BearerAuth;
@@ -15,6 +22,55 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
             components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        }
+    }
+}
+
+/// Adds the error answers every `/api/v1` operation can give to each one that does not list
+/// them already.
+struct StandardErrors;
+
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    ResponseBuilder::new().description(description).content("application/json", content).build().into()
+}
+
+impl Modify for StandardErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let operations = [
+                (false, item.get.as_mut()),
+                (true, item.post.as_mut()),
+                (true, item.put.as_mut()),
+                (true, item.patch.as_mut()),
+                (false, item.delete.as_mut()),
+            ];
+            for (takes_body, op) in operations {
+                let Some(op) = op else { continue };
+                let secured = op.security.is_some();
+                let takes_body = takes_body || op.request_body.is_some();
+                let has_query = op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
+                let mut add = |status: &str, description: &str| {
+                    op.responses.responses.entry(status.into()).or_insert_with(|| error_response(description));
+                };
+                add("400", "invalid_request: malformed JSON, a wrong type, an unknown value, a path that is not UTF-8");
+                if secured {
+                    add("401", "unauthenticated: missing or unknown token");
+                    add("403", "forbidden: the role does not allow this");
+                }
+                add("404", "not_found: unknown id, or another company's");
+                if takes_body || has_query {
+                    add("422", "validation_failed: details.fields names every invalid field");
+                }
+                if takes_body {
+                    add("413", "payload_too_large: the body is over the limit (details.limit_bytes)");
+                    add("415", "unsupported_media_type: a body that is not sent as application/json");
+                }
+                add("503", "request_timeout: the request did not complete within the server's request timeout");
+            }
         }
     }
 }
@@ -34,7 +90,7 @@ impl Modify for BearerAuth {
         api::deprovision_resource, api::cancel_deprovision, api::list_audit_events,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &StandardErrors),
     tags((name = "Control Center", description = "For company admins"), (name = "Me", description = "The caller's own API tokens (any role)"),
          (name = "Operator", description = "For whoever runs the installation"))
 )]

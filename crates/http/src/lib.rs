@@ -1,21 +1,29 @@
 //! The HTTP surface: the Control Center and Operator REST APIs of `API.md`, the OpenAPI
-//! document generated from these handlers, an API browser served from vendored assets, and the
-//! server-rendered Control Center web UI ([`web`]).
+//! document generated from these handlers, an API browser served from vendored assets, the
+//! server-rendered Control Center web UI ([`web`]), and the loop that serves them with timeouts
+//! and a connection limit ([`serve`]).
+//!
+//! Every request passes, outermost first: [`headers::protect`] (security headers, the error
+//! envelope for anything the framework refused under `/api/v1`), the request timeout, and
+//! [`body::guard_api_request`] (body limit, JSON content type, UTF-8 paths under `/api/v1`).
 
 pub mod api;
 pub mod body;
 pub mod docs;
 pub mod dto;
 pub mod error;
+pub mod headers;
+pub mod serve;
 pub mod web;
 
 use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use genai_app::App;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -24,22 +32,29 @@ pub struct AppState {
     pub app: Arc<App>,
 }
 
+/// No route matches: the API's envelope under `/api/`, a page elsewhere.
 async fn not_found(req: Request) -> Response {
-    error::ApiError::from(genai_app::AppError::NotFound(format!(
-        "no route {} {}; the route",
-        req.method(),
-        req.uri().path()
-    )))
-    .into_response()
+    let path = req.uri().path();
+    if path.starts_with("/api/") {
+        error::ApiError::no_route(req.method().as_str(), path).into_response()
+    } else {
+        web::not_found_page()
+    }
 }
 
-async fn method_not_allowed() -> Response {
-    let body = serde_json::json!({"error": {"code": "method_not_allowed", "message": "this method is not allowed on this path", "details": {}}});
-    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+/// The route exists but not with this method.
+async fn method_not_allowed(req: Request) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/api/") {
+        error::ApiError::method_not_allowed(req.method().as_str(), path).into_response()
+    } else {
+        web::method_not_allowed_page()
+    }
 }
 
-/// The router of every HTTP endpoint.
-pub fn router(app: Arc<App>) -> Router {
+/// The router of every HTTP endpoint; requests that take longer than `request_timeout` are
+/// answered 503 (see [`serve`]).
+pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
     use api::*;
     let state = AppState { app };
     Router::new()
@@ -72,5 +87,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(web::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(middleware::from_fn(body::guard_api_request))
+        .layer(middleware::from_fn(move |req: Request, next: Next| serve::request_timeout(request_timeout, req, next)))
+        .layer(middleware::from_fn(headers::protect))
         .with_state(state)
 }

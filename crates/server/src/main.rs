@@ -6,6 +6,7 @@
 
 mod cli;
 mod serve;
+mod settings;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,9 +24,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server: Control Center and Operator APIs, UI, scheduler.
-    Serve(serve::ServeArgs),
+    Serve(settings::ServeArgs),
     /// Apply the database migrations and exit.
-    Migrate(serve::MigrateArgs),
+    Migrate(settings::MigrateArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }

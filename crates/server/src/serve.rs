@@ -1,80 +1,24 @@
-//! `genai serve` and `genai migrate`: configuration, store selection, start-up and shutdown.
+//! `genai serve` and `genai migrate`: store selection, start-up and shutdown. What they run with
+//! is [`Settings`], validated before anything starts.
 
-use clap::Args;
+use crate::settings::{redact, DatabaseSettings, MigrateArgs, ServeArgs, Settings};
 use genai_app::{App, Clock, Store};
-use genai_core::calendar::{format_instant, parse_instant};
+use genai_core::calendar::format_instant;
 use genai_core::Catalog;
-use std::path::PathBuf;
+use genai_http::serve::ServeOptions;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// Options of `genai serve`.
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
-    #[arg(long, env = "GENAI_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
-    #[command(flatten)]
-    db: DatabaseArgs,
-    /// Start the clock at this instant (RFC 3339); it then moves only through
-    /// `POST /api/v1/operator/clock`. For tests and demos of month boundaries.
-    #[arg(long, value_name = "INSTANT")]
-    manual_clock: Option<String>,
-    /// Replace the built-in catalog with this TOML file (`genai catalog --default` prints one).
-    #[arg(long, env = "GENAI_CATALOG", value_name = "FILE")]
-    catalog: Option<PathBuf>,
-    /// On an empty database, create a demo company with 500 cloud tokens, an admin and a member,
-    /// and print their logins.
-    #[arg(long)]
-    demo: bool,
-}
-
-/// Options of `genai migrate`.
-#[derive(Args, Debug)]
-pub struct MigrateArgs {
-    #[command(flatten)]
-    db: DatabaseArgs,
-}
-
-/// Where the data lives.
-#[derive(Args, Debug)]
-struct DatabaseArgs {
-    /// `sqlite://PATH` (created if missing) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
-    #[arg(long, env = "GENAI_DATABASE", default_value = "sqlite://genai.db", hide_env_values = true)]
-    database: String,
-    /// PostgreSQL: connections in the pool.
-    #[arg(long, env = "GENAI_DB_POOL_SIZE", default_value_t = 10)]
-    db_pool_size: u32,
-    /// PostgreSQL: statement timeout in seconds (0 = none).
-    #[arg(long, env = "GENAI_DB_STATEMENT_TIMEOUT", default_value_t = 30)]
-    db_statement_timeout: u64,
-}
-
-/// The URL without its password, for logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-async fn open_store(db: &DatabaseArgs) -> Result<Arc<dyn Store>, String> {
-    let url = db.database.as_str();
+async fn open_store(db: &DatabaseSettings) -> Result<Arc<dyn Store>, String> {
+    let url = db.url.as_str();
     if url.starts_with("sqlite:") {
         let store = genai_store_sqlite::open(url)
             .await
             .map_err(|e| format!("cannot open {}: {}", redact(url), genai_store::error_chain(&e)))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let options = genai_store_postgres::PgOptions {
-            max_connections: db.db_pool_size.max(1),
-            statement_timeout: (db.db_statement_timeout > 0).then(|| Duration::from_secs(db.db_statement_timeout)),
-        };
+        let options =
+            genai_store_postgres::PgOptions { max_connections: db.pool_size, statement_timeout: db.statement_timeout };
         let store = genai_store_postgres::open(url, options)
             .await
             .map_err(|e| format!("cannot open {}: {}", redact(url), genai_store::error_chain(&e)))?;
@@ -84,8 +28,7 @@ async fn open_store(db: &DatabaseArgs) -> Result<Arc<dyn Store>, String> {
     }
 }
 
-fn init_logging() {
-    let level = std::env::var("GENAI_LOG").ok().and_then(|l| l.parse().ok()).unwrap_or(tracing::Level::INFO);
+fn init_logging(level: tracing::Level) {
     // Logs go to stderr (stdout carries what `serve` prints for people and scripts), coloured
     // only on a terminal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -99,10 +42,17 @@ fn init_logging() {
 
 /// `genai migrate`.
 pub async fn migrate(args: MigrateArgs) -> ExitCode {
-    init_logging();
-    match open_store(&args.db).await {
+    let db = match Settings::load_database(&args) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(tracing::Level::INFO);
+    match open_store(&db).await {
         Ok(_) => {
-            println!("migrations applied to {}", redact(&args.db.database));
+            println!("migrations applied to {}", redact(&db.url));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -114,8 +64,16 @@ pub async fn migrate(args: MigrateArgs) -> ExitCode {
 
 /// `genai serve`.
 pub async fn serve(args: ServeArgs) -> ExitCode {
-    init_logging();
-    match run(args).await {
+    // Invalid settings stop the server before it touches anything, with exit code 2 (usage).
+    let settings = match Settings::load(&args, std::env::var("GENAI_OPERATOR_TOKEN").ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(settings.log);
+    match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -124,35 +82,40 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn run(args: ServeArgs) -> Result<(), String> {
-    let catalog = match &args.catalog {
+async fn run(settings: Settings) -> Result<(), String> {
+    if let Some(file) = &settings.file {
+        tracing::info!(file = %file.display(), "settings read from file");
+    }
+    let catalog = match &settings.catalog {
         None => Catalog::builtin(),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Catalog::from_toml(&text).map_err(|e| format!("invalid catalog {}: {e}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--catalog (GENAI_CATALOG): cannot read {}: {e}", path.display()))?;
+            Catalog::from_toml(&text)
+                .map_err(|e| format!("--catalog (GENAI_CATALOG): invalid catalog {}: {e}", path.display()))?
         }
     };
-    let clock = match &args.manual_clock {
-        None => Clock::System,
-        Some(s) => Clock::manual(
-            parse_instant(s).ok_or_else(|| format!("--manual-clock: \"{s}\" is not an RFC 3339 instant"))?,
-        ),
-    };
+    let clock = settings.manual_clock.map_or(Clock::System, Clock::manual);
     let manual = clock.is_manual();
-    let store = open_store(&args.db).await?;
-    let operator_token = std::env::var("GENAI_OPERATOR_TOKEN").ok();
-    if operator_token.as_deref().is_none_or(str::is_empty) {
-        tracing::warn!("GENAI_OPERATOR_TOKEN is not set: the Operator API is disabled");
+    let store = open_store(&settings.database).await?;
+    let operator_token = settings.operator_token.as_ref().map(|t| t.expose());
+    match operator_token {
+        None => tracing::warn!("GENAI_OPERATOR_TOKEN is not set: the Operator API is disabled"),
+        Some(_) if settings.short_operator_token => tracing::warn!(
+            "the operator token is shorter than the {} characters we recommend (e.g. `openssl rand -hex 16`)",
+            crate::settings::OPERATOR_TOKEN_RECOMMENDED
+        ),
+        Some(_) => {}
     }
-    let app = Arc::new(App::new(store, catalog, clock, operator_token.as_deref()));
+    let app = Arc::new(App::new(store, catalog, clock, operator_token));
 
     // Catch up on whatever fell due while the server was down, before answering anything.
-    let caught_up = app.apply_due_changes().await.map_err(|e| format!("applying due changes: {e}"))?;
+    let caught_up = app.apply_due_changes().await.map_err(|e| format!("applying due changes: {}", e.chain()))?;
     if caught_up > 0 {
         tracing::info!(applied = caught_up, "applied scheduled changes that fell due while the server was down");
     }
-    if args.demo {
-        match app.seed_demo().await.map_err(|e| format!("creating the demo company: {e}"))? {
+    if settings.demo {
+        match app.seed_demo().await.map_err(|e| format!("creating the demo company: {}", e.chain()))? {
             Some(demo) => {
                 println!("Demo company \"{}\" created with 500 cloud tokens.", demo.company);
                 println!("  company admin: {}  password: {}", demo.admin.0, demo.admin.1);
@@ -169,19 +132,26 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         genai_app::scheduler::spawn(app.clone());
     }
 
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| format!("--listen (GENAI_LISTEN): cannot listen on {}: {e}", settings.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
-        database = %redact(&args.db.database),
+        database = %redact(&settings.database.url),
         clock = if manual { "manual" } else { "system" },
         now = %format_instant(app.now()),
         "listening on http://{addr}"
     );
     println!("GenAI Resources listening on http://{addr}");
-    axum::serve(listener, genai_http::router(app))
-        .with_graceful_shutdown(shutdown_signal())
+    let limits = &settings.http;
+    let options = ServeOptions {
+        header_read_timeout: limits.header_read_timeout,
+        request_timeout: limits.request_timeout,
+        max_connections: limits.max_connections,
+        trust_forwarded_for: limits.trust_forwarded_for,
+    };
+    let router = genai_http::router(app, limits.request_timeout);
+    genai_http::serve::serve(listener, router, options, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))
 }
@@ -201,16 +171,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_never_reach_logs() {
-        assert_eq!(redact("postgres://app:s3cret@db:5432/genai"), "postgres://app:***@db:5432/genai");
-        assert_eq!(redact("sqlite://genai.db"), "sqlite://genai.db");
     }
 }

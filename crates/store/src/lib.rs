@@ -41,13 +41,13 @@ pub use access::{AccessStore, ApiToken, Role, Session, User};
 pub use audit::{AuditEvent, AuditStore};
 pub use company::{Company, CompanyStore};
 pub use keys::{KeyStore, RuntimeKey};
-pub use team::{Member, NewMember, Removal, TeamStore};
-pub use usage::{
-    DayUsage, LeaseDelta, LeaseOutcome, LeaseRequest, MonthUsage, Tokens, UsageBatch, UsageDelta, UsageStore,
-};
 pub use resource::{
     due_retry_delay, DecideDue, DueBatch, Grant, Guard, IdempotencyKey, Idempotent, LedgerTransaction, NewResource,
     ResourceQuery, ResourceStore, ResourceWrite, SetAside,
+};
+pub use team::{Member, NewMember, Removal, TeamStore};
+pub use usage::{
+    DayUsage, LeaseDelta, LeaseOutcome, LeaseRequest, MonthUsage, Tokens, UsageBatch, UsageDelta, UsageStore,
 };
 
 use genai_core::{CloudTokens, Instant};

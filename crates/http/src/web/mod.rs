@@ -9,14 +9,24 @@
 //! Every state-changing form carries a CSRF token derived from the session secret and is
 //! refused without it; the login form uses a double-submit cookie. Pages are sent with a
 //! Content-Security-Policy that allows scripts and styles from this origin only.
+//!
+//! Logging in: the form's body is limited to [`LOGIN_BODY_LIMIT`]; an over-long email is refused
+//! before any lookup; failures are throttled per client address and email (see
+//! `genai_app::throttle`). After logging in, `next` is followed only when it is a plain local
+//! path ([`safe_next`]); anything else goes to the overview.
+//!
+//! Cookies are read by a few lines here rather than the `cookie` crate: we only ever read our
+//! own two cookies by name, and that crate would bring the `time` crate into the build.
 
 pub mod history;
 pub mod tokens;
 pub mod views;
 
+use crate::serve::ClientAddr;
 use crate::AppState;
 use askama::Template;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -31,11 +41,17 @@ use genai_core::resource::{Environment, Status};
 use genai_core::validation::ProvisionForm;
 use genai_core::{CompanyId, DomainError, ResourceId};
 use history::{AuditPage, AuditRow, Pager, TransactionRow, TransactionsPage};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::collections::HashMap;
 use views::*;
 
 const SESSION_COOKIE: &str = "genai_session";
 const LOGIN_CSRF_COOKIE: &str = "genai_login_csrf";
+/// The largest login form accepted: an email (at most 254 bytes), a password (at most 1024), a
+/// CSRF token and `next`, percent-encoded, fit with room to spare.
+pub const LOGIN_BODY_LIMIT: usize = 8 * 1024;
+/// The longest `next` followed after logging in.
+const NEXT_MAX: usize = 1024;
 
 type Fields = HashMap<String, String>;
 
@@ -43,7 +59,13 @@ type Fields = HashMap<String, String>;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/login", get(login_page).post(login))
+        .route(
+            "/login",
+            get(login_page)
+                .post(login)
+                .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT))
+                .layer(axum::middleware::from_fn(refuse_declared_large_login)),
+        )
         .route("/logout", post(logout))
         .route("/resources", get(overview))
         .route("/resources/new", get(provision_page).post(provision))
@@ -144,13 +166,11 @@ impl FromRequestParts<AppState> for WebUser {
     }
 }
 
+/// What `next=` escapes: everything but unreserved characters and `/`.
+const NEXT_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
 fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    utf8_percent_encode(s, NEXT_ESCAPES).to_string()
 }
 
 impl WebUser {
@@ -198,18 +218,23 @@ async fn chrome(state: &AppState, who: &WebUser, title: &str, nav: &'static str,
     }
 }
 
+/// The web UI's one mapping of an error to a page: the status is the API's for the same code
+/// (`crate::error::status_of`), the text is for people.
 fn error_page(chrome: &Chrome, e: AppError) -> Response {
-    let (status, heading, text) = match &e {
-        AppError::NotFound(_) => {
-            (StatusCode::NOT_FOUND, "Not found", "There is no such resource in your company.".to_string())
+    let status = crate::error::status_of(e.code());
+    let (heading, text) = match &e {
+        AppError::NotFound(_) => ("Not found", "There is no such resource in your company.".to_string()),
+        AppError::Forbidden(m) => ("Not allowed", m.clone()),
+        AppError::Store(_) | AppError::Internal(_) => {
+            tracing::error!(error = %e.chain(), "internal error");
+            ("Something went wrong", "It was logged. Please try again.".to_string())
         }
-        AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m.clone()),
-        AppError::Internal(detail) => {
-            tracing::error!(error = %detail, "internal error");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "It was logged. Please try again.".to_string())
-        }
-        other => (StatusCode::CONFLICT, "That did not work", sentence(&other.to_string())),
+        other => ("That did not work", sentence(&other.to_string())),
     };
+    message_page(status, chrome, heading, text)
+}
+
+fn message_page(status: StatusCode, chrome: &Chrome, heading: &str, text: String) -> Response {
     html(
         status,
         &MessagePage {
@@ -218,6 +243,21 @@ fn error_page(chrome: &Chrome, e: AppError) -> Response {
             text,
             link: Some(("/resources".into(), "Back to GenAI Resources".into())),
         },
+    )
+}
+
+/// The page for a path no route matches.
+pub fn not_found_page() -> Response {
+    message_page(StatusCode::NOT_FOUND, &Chrome::default(), "Not found", "There is no page at this address.".into())
+}
+
+/// The page for a method a route does not accept (e.g. opening a form's target directly).
+pub fn method_not_allowed_page() -> Response {
+    message_page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &Chrome::default(),
+        "Not allowed here",
+        "This address does not accept that kind of request. Go back and use the page's buttons.".into(),
     )
 }
 
@@ -270,9 +310,20 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
+/// Where to go after logging in: `next` when it is a plain local path — `/` then path, query
+/// and fragment characters only (ASCII letters, digits and `-._~/?=&%+,;:@!$*'()#`), no `//`
+/// (another host to a browser), no `\` (read as `/` by browsers), no control characters or
+/// spaces, at most [`NEXT_MAX`] bytes — and the overview otherwise. What passes is a valid
+/// header value by construction, so the redirect can never fail.
 fn safe_next(next: Option<&String>) -> String {
+    let plain = |n: &str| {
+        n.starts_with('/')
+            && n.len() <= NEXT_MAX
+            && !n.contains("//")
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/?=&%+,;:@!$*'()#".contains(&b))
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.clone(),
+        Some(n) if plain(n) => n.clone(),
         _ => "/resources".into(),
     }
 }
@@ -302,8 +353,36 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
     login_form(StatusCode::OK, is_https(&headers), None, safe_next(q.get("next")), String::new())
 }
 
-async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<Fields>) -> Response {
+/// Middleware of `POST /login`: a form whose declared length is over [`LOGIN_BODY_LIMIT`] is
+/// refused before any of it is read (one arriving without a length is cut at the limit by the
+/// form extractor, see [`login`]).
+async fn refuse_declared_large_login(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if crate::body::declared_length(req.headers()).is_some_and(|n| n > LOGIN_BODY_LIMIT as u64) {
+        return too_large_login(is_https(req.headers()));
+    }
+    next.run(req).await
+}
+
+fn too_large_login(https: bool) -> Response {
+    let msg = "The login form was too large. Please type your email and password again.".to_string();
+    login_form(StatusCode::PAYLOAD_TOO_LARGE, https, Some(msg), "/resources".into(), String::new())
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    form: Result<Form<Fields>, FormRejection>,
+) -> Response {
     let https = is_https(&headers);
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large_login(https),
+        Err(rejection) => {
+            let msg = "The login form could not be read. Please try again.".to_string();
+            return login_form(rejection.status(), https, Some(msg), "/resources".into(), String::new());
+        }
+    };
     let next = safe_next(f.get("next"));
     let email = f.get("email").cloned().unwrap_or_default();
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
@@ -313,7 +392,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<
         return login_form(StatusCode::FORBIDDEN, https, Some(msg), next, email);
     }
     let password = f.get("password").map(String::as_str).unwrap_or("");
-    match state.app.log_in(&email, password).await {
+    match state.app.log_in(client, &email, password).await {
         Ok((_, secret)) => {
             let mut res = see_other(&next);
             let h = res.headers_mut();
@@ -325,8 +404,13 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<
         Err(AppError::Unauthenticated) => {
             login_form(StatusCode::UNAUTHORIZED, https, Some("Wrong email or password.".into()), next, email)
         }
+        Err(AppError::Domain(DomainError::Validation(fields))) => {
+            let msg = fields.iter().map(|(k, v)| sentence(&format!("{k} {v}"))).collect::<Vec<_>>().join(" ");
+            // Not echoed back: an over-long email is not worth showing again.
+            login_form(StatusCode::UNPROCESSABLE_ENTITY, https, Some(msg), next, String::new())
+        }
         Err(AppError::TooManyAttempts { retry_after_secs }) => {
-            let msg = format!("Too many failed attempts for this account. Try again in {retry_after_secs} seconds.");
+            let msg = format!("Too many failed attempts. Try again in {retry_after_secs} seconds.");
             let mut res = login_form(StatusCode::TOO_MANY_REQUESTS, https, Some(msg), next, email);
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);

@@ -6,9 +6,8 @@ use super::{chrome, error_page, html, see_other, Fields, WebUser};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{self, HeaderValue};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use genai_app::{ApiToken, AppError};
@@ -105,11 +104,9 @@ async fn render(
         expiry_choices: EXPIRY_CHOICES.to_vec(),
         rows: tokens.iter().map(|t| TokenRow::new(t, now)).collect(),
     };
-    let mut res = html(status, &page);
     // Every rendering may carry a secret (the one just created) or lists the user's tokens:
-    // no cache keeps it. h-sec: the shared "shows a secret" helper can replace this line.
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    // no cache keeps it.
+    crate::headers::ShownOnce(html(status, &page)).into_response()
 }
 
 async fn tokens_page(State(state): State<AppState>, who: WebUser, Query(q): Query<Fields>) -> Response {

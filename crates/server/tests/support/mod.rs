@@ -52,7 +52,9 @@ impl TestServer {
 
     /// A server on the given database.
     pub fn start_on(database: &str, dir: PathBuf, extra: &[&str]) -> TestServer {
-        let operator = format!("op-{}", COUNTER.fetch_add(1, Ordering::SeqCst) + std::process::id());
+        // At least 32 characters: the server refuses shorter operator tokens.
+        let operator =
+            format!("op-{:032}", u64::from(COUNTER.fetch_add(1, Ordering::SeqCst)) + u64::from(std::process::id()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_genai"))
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
             .args(extra)
