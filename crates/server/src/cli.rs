@@ -18,6 +18,7 @@
 
 mod catalog;
 mod client;
+mod models;
 mod operator;
 mod output;
 mod resources;
@@ -53,6 +54,9 @@ pub enum ClientCommand {
     /// Companies, token grants, users, API tokens and the clock (needs the operator token).
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
+    /// Install and list the built-in local models (on this machine; no server involved).
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 /// Runs one client command against the server named in `args`, printing its answer on stdout
@@ -80,6 +84,7 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> Result<(), CliErr
             }
         }
         ClientCommand::Operator(command) => operator::run(&api(args, true)?, args.json, command).await,
+        ClientCommand::Models(command) => models::run(args.json, command).await,
     }
 }
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""The peers of bench/models.sh, measured the way crates/models/examples/models_bench.rs measures
+the built-in models, on the same inputs and the same model files (from the pinned wheels):
+
+    models_peers.py embed    SENTENCES_FILE MODEL_DIR RUNS    # sentence-transformers, CPU torch
+    models_peers.py generate PROMPT_FILE    GGUF_FILE RUNS N  # llama.cpp via llama-cpp-python
+
+Prints one JSON object per line. Both peers run with 2 threads (the machine's cores).
+"""
+import json
+import sys
+import time
+
+
+def embed(sentences_file, model_dir, runs):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(2)
+    sentences = [l for l in open(sentences_file).read().splitlines() if l.strip()]
+    t = time.perf_counter()
+    model = SentenceTransformer(model_dir, device="cpu")
+    print(json.dumps({"metric": "embed_load_s", "value": round(time.perf_counter() - t, 3)}))
+    model.encode(sentences[:32], batch_size=32)
+    for batch in (1, 32):
+        for run in range(runs):
+            t = time.perf_counter()
+            for i in range(0, len(sentences), batch):
+                model.encode(sentences[i:i + batch], batch_size=batch, show_progress_bar=False)
+            rate = len(sentences) / (time.perf_counter() - t)
+            print(json.dumps({"metric": f"embed_batch{batch}_sentences_per_s", "run": run, "value": round(rate, 1)}))
+
+
+def generate(prompt_file, gguf, runs, n):
+    import jinja2
+    import llama_cpp
+    import numpy as np
+
+    story = open(prompt_file).read().strip()
+    t = time.perf_counter()
+    llm = llama_cpp.Llama(model_path=gguf, n_ctx=2048, n_batch=512, n_threads=2, flash_attn=False, verbose=False)
+    print(json.dumps({"metric": "generate_load_s", "value": round(time.perf_counter() - t, 3)}))
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    prompt = jinja2.Template(llm.metadata["tokenizer.chat_template"]).render(
+        messages=[{"role": "user", "content": story}], add_generation_prompt=True)
+    ids = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    for run in range(-1, runs):  # run -1 warms up
+        llm.reset()
+        t = time.perf_counter()
+        llm.eval(ids)
+        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        ttft = time.perf_counter() - t
+        produced = 1
+        t_first = time.perf_counter()
+        while produced < n and not llama_cpp.llama_vocab_is_eog(vocab, tok):
+            llm.eval([tok])
+            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            produced += 1
+        rate = (produced - 1) / (time.perf_counter() - t_first)
+        if run >= 0:
+            print(json.dumps({"metric": "generate", "run": run, "prompt_tokens": len(ids), "tokens": produced,
+                              "ttft_ms": round(ttft * 1000, 1), "tokens_per_s": round(rate, 1)}))
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "embed":
+        embed(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif mode == "generate":
+        generate(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    else:
+        sys.exit(f"unknown mode {mode}")

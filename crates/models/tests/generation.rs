@@ -1,0 +1,205 @@
+//! SmolLM2-135M-Instruct against llama.cpp's greedy output on the same GGUF
+//! (tests/fixtures/generation.json, made by tests/fixtures/make_generation.py), and the rules of
+//! streaming, stopping, sampling and the service.
+
+mod common;
+
+use genai_models::generate::CHAT_TEMPLATE;
+use genai_models::{
+    ChatMessage, FinishReason, GenerationEvent, GenerationParams, Generator, ModelError, Models, ModelsConfig,
+};
+use std::sync::OnceLock;
+
+fn generator() -> &'static Generator {
+    static MODEL: OnceLock<Generator> = OnceLock::new();
+    MODEL.get_or_init(|| Generator::load(&common::installed_dir()).expect("load SmolLM2"))
+}
+
+struct Case {
+    messages: Vec<ChatMessage>,
+    max_tokens: usize,
+    prompt: String,
+    prompt_ids: Vec<u32>,
+    completion_ids: Vec<u32>,
+    text: String,
+    finish_reason: String,
+}
+
+fn cases() -> Vec<Case> {
+    let f = common::fixture("generation.json");
+    let ids = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    f["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            messages: c["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| ChatMessage::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+                .collect(),
+            max_tokens: c["max_tokens"].as_u64().unwrap() as usize,
+            prompt: c["prompt"].as_str().unwrap().to_string(),
+            prompt_ids: ids(&c["prompt_ids"]),
+            completion_ids: ids(&c["completion_ids"]),
+            text: c["text"].as_str().unwrap().to_string(),
+            finish_reason: c["finish_reason"].as_str().unwrap().to_string(),
+        })
+        .collect()
+}
+
+fn greedy(max_tokens: usize) -> GenerationParams {
+    GenerationParams { max_tokens, temperature: 0.0, ..Default::default() }
+}
+
+#[test]
+fn the_chat_template_and_prompt_tokens_equal_llama_cpp_s() {
+    let cases = cases();
+    assert_eq!(cases.len(), 2);
+    for case in &cases {
+        assert_eq!(Generator::chat_prompt(&case.messages).unwrap(), case.prompt);
+        assert_eq!(generator().chat_tokens(&case.messages).unwrap(), case.prompt_ids);
+    }
+    // Loading checked the GGUF's template is the one we render; make the check visible here.
+    assert!(CHAT_TEMPLATE.contains("<|im_start|>"));
+}
+
+#[test]
+fn greedy_output_equals_the_llama_cpp_reference_and_is_the_same_every_run() {
+    for case in cases() {
+        let mut streamed = String::new();
+        let first = generator()
+            .generate(&case.messages, greedy(case.max_tokens), |piece| streamed.push_str(piece))
+            .unwrap();
+        assert_eq!(first.tokens, case.completion_ids, "token ids for {:?}", case.messages);
+        assert_eq!(first.text, case.text);
+        assert_eq!(streamed, first.text, "the streamed pieces add up to the text");
+        let expected_reason =
+            if case.finish_reason == "end_of_sequence" { FinishReason::EndOfSequence } else { FinishReason::Length };
+        assert_eq!(first.finish_reason, expected_reason);
+        assert_eq!(first.prompt_tokens, case.prompt_ids.len());
+        assert_eq!(first.completion_tokens, case.completion_ids.len());
+        let second = generator().generate(&case.messages, greedy(case.max_tokens), |_| {}).unwrap();
+        assert_eq!(second, first);
+    }
+}
+
+#[test]
+fn max_tokens_and_stop_sequences_end_the_answer() {
+    let case = &cases()[0];
+    let short = generator().generate(&case.messages, greedy(3), |_| {}).unwrap();
+    assert_eq!(short.finish_reason, FinishReason::Length);
+    assert_eq!(short.tokens, case.completion_ids[..3]);
+    assert_eq!(short.completion_tokens, 3);
+
+    // Stop at a word from the middle of the reference answer: the text ends right before it.
+    let words: Vec<&str> = case.text.split_whitespace().collect();
+    assert!(words.len() >= 4, "reference answer too short: {:?}", case.text);
+    let stop = format!(" {}", words[2]);
+    let cut = case.text.find(&stop).unwrap();
+    let mut streamed = String::new();
+    let stopped = generator()
+        .generate(
+            &case.messages,
+            GenerationParams { stop: vec!["never appears".into(), stop.clone()], ..greedy(case.max_tokens) },
+            |piece| streamed.push_str(piece),
+        )
+        .unwrap();
+    assert_eq!(stopped.finish_reason, FinishReason::StopSequence);
+    assert_eq!(stopped.text, case.text[..cut]);
+    assert_eq!(streamed, stopped.text, "no part of the stop sequence was streamed");
+    assert!(stopped.completion_tokens < case.completion_ids.len());
+}
+
+#[test]
+fn sampling_is_reproducible_for_a_seed() {
+    let messages = vec![ChatMessage::new("user", "Tell me a short story about a cat.")];
+    let params = |seed| GenerationParams { max_tokens: 24, temperature: 0.9, top_p: 0.95, seed, stop: vec![] };
+    let a = generator().generate(&messages, params(7), |_| {}).unwrap();
+    let b = generator().generate(&messages, params(7), |_| {}).unwrap();
+    assert_eq!(a, b);
+    let others: Vec<Vec<u32>> =
+        (8..11).map(|seed| generator().generate(&messages, params(seed), |_| {}).unwrap().tokens).collect();
+    assert!(others.iter().any(|t| *t != a.tokens), "three other seeds all gave the same tokens");
+}
+
+#[test]
+fn a_prompt_that_does_not_fit_the_context_is_refused() {
+    let messages = vec![ChatMessage::new("user", "hi")];
+    let prompt = generator().chat_tokens(&messages).unwrap();
+    let err = generator().start(prompt.clone(), greedy(generator().context())).err().unwrap();
+    match err {
+        ModelError::PromptTooLong { prompt_tokens, context, .. } => {
+            assert_eq!((prompt_tokens, context), (prompt.len(), 8192));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_service_interleaves_concurrent_generations_and_streams_them() {
+    let cases = cases();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let models = Models::start(ModelsConfig::new(common::installed_dir())).unwrap();
+        // A client that goes away after its first piece must not hold up the others.
+        let mut abandoned = models.generate(cases[0].messages.clone(), greedy(200)).await.unwrap();
+        assert!(matches!(abandoned.next().await, Some(GenerationEvent::Text(_))));
+        drop(abandoned);
+        let mut streams = Vec::new();
+        for case in &cases {
+            let stream = models.generate(case.messages.clone(), greedy(case.max_tokens)).await.unwrap();
+            assert_eq!(stream.prompt_tokens, case.prompt_ids.len());
+            streams.push(stream);
+        }
+        let mut texts = vec![String::new(); cases.len()];
+        let mut done = vec![None; cases.len()];
+        let mut pieces_before_first_done = 0;
+        // Read both streams round-robin; both make progress before either ends.
+        while done.iter().any(Option::is_none) {
+            for (i, stream) in streams.iter_mut().enumerate() {
+                if done[i].is_some() {
+                    continue;
+                }
+                match stream.next().await.expect("a stream ends with Done") {
+                    GenerationEvent::Text(piece) => {
+                        texts[i].push_str(&piece);
+                        if done.iter().all(Option::is_none) {
+                            pieces_before_first_done += 1;
+                        }
+                    }
+                    GenerationEvent::Done { finish_reason, prompt_tokens, completion_tokens } => {
+                        done[i] = Some((finish_reason, prompt_tokens, completion_tokens));
+                    }
+                    GenerationEvent::Failed { error, .. } => panic!("{error}"),
+                }
+            }
+        }
+        assert!(pieces_before_first_done > 2);
+        for (i, case) in cases.iter().enumerate() {
+            assert_eq!(texts[i], case.text, "case {i}");
+            let (_, prompt_tokens, completion_tokens) = done[i].unwrap();
+            assert_eq!((prompt_tokens, completion_tokens), (case.prompt_ids.len(), case.completion_ids.len()));
+        }
+        // Request errors come back before any stream, naming the field.
+        let err = models.generate(vec![ChatMessage::new("robot", "x")], greedy(5)).await.unwrap_err();
+        assert!(matches!(err, ModelError::InvalidRequest { ref field, .. } if field == "messages[0].role"));
+        let collected = models.generate(cases[1].messages.clone(), greedy(cases[1].max_tokens)).await.unwrap();
+        assert_eq!(collected.collect().await.unwrap().text, cases[1].text);
+    });
+}
+
+#[test]
+fn a_missing_model_is_a_typed_error_naming_the_install_command() {
+    let dir = common::empty_dir("generate-missing");
+    let err = Generator::load(&dir).err().expect("no model in an empty directory");
+    assert_eq!(err.code(), "model_not_installed");
+    assert!(err.to_string().contains("genai models install --dir"), "{err}");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let err = runtime.block_on(async {
+        let models = Models::start(ModelsConfig::new(&dir)).unwrap();
+        models.generate(vec![ChatMessage::new("user", "hi")], greedy(4)).await.unwrap_err()
+    });
+    assert!(matches!(err, ModelError::NotInstalled { model: "smollm2-135m-instruct", .. }), "{err:?}");
+}
