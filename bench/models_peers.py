@@ -12,6 +12,16 @@ import sys
 import time
 
 
+def last_logits(llm):
+    """The logits llama.cpp computed for the last token fed (llama-cpp-python 0.3.x keeps no copy
+    unless logits_all is set)."""
+    import llama_cpp
+    import numpy as np
+
+    ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).copy()
+
+
 def embed(sentences_file, model_dir, runs):
     import torch
     from sentence_transformers import SentenceTransformer
@@ -48,13 +58,13 @@ def generate(prompt_file, gguf, runs, n):
         llm.reset()
         t = time.perf_counter()
         llm.eval(ids)
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = int(np.argmax(last_logits(llm)))
         ttft = time.perf_counter() - t
         produced = 1
         t_first = time.perf_counter()
         while produced < n and not llama_cpp.llama_vocab_is_eog(vocab, tok):
             llm.eval([tok])
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            tok = int(np.argmax(last_logits(llm)))
             produced += 1
         rate = (produced - 1) / (time.perf_counter() - t_first)
         if run >= 0:

@@ -11,8 +11,9 @@
 //!   renders exactly that (a test compares it with the template text in the file, and loading
 //!   refuses a GGUF with another template). Special-token text inside messages is recognised
 //!   as special tokens, as llama.cpp does for chat prompts.
-//! - **Stopping.** A session ends on an end-of-generation token (`<|im_end|>`, the GGUF's EOS,
-//!   or `<|endoftext|>`, as llama.cpp treats both), on the first stop sequence in the text (the
+//! - **Stopping.** A session ends on a control token (`<|im_end|>`, the GGUF's EOS, or any
+//!   other special token such as `<|endoftext|>` or `<|im_start|>`, which would begin another
+//!   document or turn; llama.cpp ends on a subset of these), on the first stop sequence in the text (the
 //!   sequence and anything after it are not returned), at `max_tokens`, or when the context
 //!   window is full.
 //! - **Streaming.** Text is released only when final: never half a UTF-8 character, and never
@@ -211,14 +212,9 @@ impl Generator {
         }
         let tokenizer = GgufTokenizer::from_gguf(&content).map_err(|e| internal(&e))?;
         let model = Llama::load(&content, &mut file).map_err(|e| internal(&e))?;
-        let mut end_tokens = vec![tokenizer.eos];
-        if let Ok(ids) = tokenizer.encode("<|endoftext|>") {
-            if let [id] = ids[..] {
-                if tokenizer.is_special(id) && id != tokenizer.eos {
-                    end_tokens.push(id);
-                }
-            }
-        }
+        // Every control token ends the answer: the EOS `<|im_end|>`, `<|endoftext|>`, and the
+        // others (`<|im_start|>`, `<file_sep>`, …) that would open another turn or document.
+        let end_tokens = (0..tokenizer.vocab_size() as u32).filter(|&id| tokenizer.is_special(id)).collect();
         let context = model.config().context;
         Ok(Self { model, tokenizer, end_tokens, context })
     }
@@ -364,6 +360,25 @@ impl Generator {
         session.released = session.text.len();
         session.finished = Some(reason);
         out
+    }
+
+    /// Teacher forcing: feeds `prompt`, then `continuation` token by token, and returns the
+    /// logits the model gives before each token of `continuation` (as many rows as it has).
+    /// Used to compare the model with another implementation step by step.
+    pub fn logits_along(&self, prompt: &[u32], continuation: &[u32]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let internal = |e: candle_core::Error| ModelError::internal(GENERATION_MODEL, e);
+        let mut cache = self.model.new_cache(prompt.len() + continuation.len()).map_err(internal)?;
+        let mut rows = Vec::with_capacity(continuation.len());
+        let mut logits = self.model.forward(prompt, &mut cache).map_err(internal)?;
+        for (i, &token) in continuation.iter().enumerate() {
+            rows.push(logits);
+            if i + 1 < continuation.len() {
+                logits = self.model.forward(&[token], &mut cache).map_err(internal)?;
+            } else {
+                logits = Vec::new();
+            }
+        }
+        Ok(rows)
     }
 
     /// Runs a whole generation for `messages`, calling `on_text` with each piece of text as

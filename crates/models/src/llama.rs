@@ -50,118 +50,142 @@ pub struct LlamaConfig {
     pub vocab: usize,
 }
 
-/// A weight matrix applied to activations: `x [m, k] → x·Wᵀ [m, n]`.
+/// A weight matrix applied to activations: `x [m, k] → x·Wᵀ [m, n]`, on plain row-major
+/// `f32` slices (the small per-token operations around it are cheaper in plain Rust than as
+/// tensor operations, each of which allocates).
 ///
 /// Q4_1 weights are split into a Q4_0 matrix and per-block offsets (module docs); the offset
 /// term is computed the way ggml's `vec_dot_q4_1_q8_1` computes it: `8·d` against the sum of
 /// the quantized activations of the block, `m` against that sum rounded to f16 (ggml's `s`).
-pub enum QLinear {
-    /// A matrix candle multiplies directly (Q8_0 and others).
-    Plain(QMatMul),
-    /// A Q4_1 matrix, rewritten.
-    Q4_1Split {
-        /// Nibbles and scales as Q4_0: `d·(q − 8)`.
-        q4_0: QMatMul,
-        /// `8·d` per (row, block): `[n, k/32]`, transposed to `[k/32, n]`.
-        eight_d: Tensor,
-        /// `m` per (row, block), transposed to `[k/32, n]`.
-        m: Tensor,
-    },
+pub struct QLinear {
+    matmul: QMatMul,
+    k: usize,
+    n: usize,
+    /// For a rewritten Q4_1 matrix: `8·d` and `m` per (row, block), row-major `[n, k/32]`.
+    offsets: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 const QK: usize = 32;
+const Q4_1_BYTES: usize = 20;
+const Q4_0_BYTES: usize = 18;
 
 impl QLinear {
     /// Wraps a weight read from the GGUF; Q4_1 weights are rewritten (module docs).
     pub fn new(weight: QTensor) -> Result<Self> {
-        if weight.dtype() != GgmlDType::Q4_1 {
-            return Ok(Self::Plain(QMatMul::from_qtensor(weight)?));
-        }
         let (n, k) = weight.shape().dims2()?;
+        if weight.dtype() != GgmlDType::Q4_1 {
+            return Ok(Self { matmul: QMatMul::from_qtensor(weight)?, k, n, offsets: None });
+        }
         if k % QK != 0 {
             candle_core::bail!("Q4_1 row length {k} is not a multiple of {QK}");
         }
-        let blocks_per_row = k / QK;
         let raw = weight.data()?;
-        // Q4_1 block: f16 d, f16 m, 16 bytes of nibbles. Q4_0 block: f16 d, 16 bytes of nibbles.
-        const Q4_1_BYTES: usize = 20;
-        const Q4_0_BYTES: usize = 18;
-        if raw.len() != n * blocks_per_row * Q4_1_BYTES {
-            candle_core::bail!("Q4_1 tensor has {} bytes, expected {}", raw.len(), n * blocks_per_row * Q4_1_BYTES);
+        if raw.len() != n * (k / QK) * Q4_1_BYTES {
+            candle_core::bail!("Q4_1 tensor has {} bytes, expected {}", raw.len(), n * (k / QK) * Q4_1_BYTES);
         }
-        let mut q4_0 = Vec::with_capacity(n * blocks_per_row * Q4_0_BYTES);
-        let mut eight_d = Vec::with_capacity(n * blocks_per_row);
-        let mut m = Vec::with_capacity(n * blocks_per_row);
+        // Q4_1 block: f16 d, f16 m, 16 bytes of nibbles. Q4_0 block: f16 d, 16 bytes of nibbles.
+        let blocks = raw.len() / Q4_1_BYTES;
+        let mut q4_0 = Vec::with_capacity(blocks * Q4_0_BYTES);
+        let mut eight_d = Vec::with_capacity(blocks);
+        let mut m = Vec::with_capacity(blocks);
         for block in raw.chunks_exact(Q4_1_BYTES) {
-            let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
             q4_0.extend_from_slice(&block[0..2]);
             q4_0.extend_from_slice(&block[4..20]);
-            eight_d.push(8.0 * d);
+            eight_d.push(8.0 * f16::from_le_bytes([block[0], block[1]]).to_f32());
             m.push(f16::from_le_bytes([block[2], block[3]]).to_f32());
         }
         let storage = QStorage::from_data(Cow::Owned(q4_0), &Device::Cpu, GgmlDType::Q4_0)?;
-        let q4_0 = QMatMul::from_qtensor(QTensor::new(storage, (n, k))?)?;
-        let transpose = |v: Vec<f32>| Tensor::from_vec(v, (n, blocks_per_row), &Device::Cpu)?.t()?.contiguous();
-        Ok(Self::Q4_1Split { q4_0, eight_d: transpose(eight_d)?, m: transpose(m)? })
+        let matmul = QMatMul::from_qtensor(QTensor::new(storage, (n, k))?)?;
+        Ok(Self { matmul, k, n, offsets: Some((eight_d, m)) })
     }
 
-    /// `x [m, k] → [m, n]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Self::Plain(w) => w.forward(x),
-            Self::Q4_1Split { q4_0, eight_d, m } => {
-                let (sum_dq, s) = quantized_block_sums(x)?;
-                let main = q4_0.forward(x)?;
-                main + sum_dq.matmul(eight_d)? + s.matmul(m)?
+    /// One matrix made of the rows of `parts` stacked (same type and row length), so that
+    /// e.g. the query, key and value projections are one product instead of three.
+    pub fn stacked(parts: Vec<QTensor>) -> Result<Self> {
+        let Some(first) = parts.first() else { candle_core::bail!("nothing to stack") };
+        let (dtype, k) = (first.dtype(), first.shape().dims2()?.1);
+        let mut rows = 0;
+        let mut data = Vec::new();
+        for part in &parts {
+            let (n, pk) = part.shape().dims2()?;
+            if part.dtype() != dtype || pk != k {
+                candle_core::bail!("cannot stack {:?}/{pk} under {dtype:?}/{k}", part.dtype());
+            }
+            rows += n;
+            // Rows are whole numbers of blocks, so stacking rows is concatenating bytes.
+            data.extend_from_slice(&part.data()?);
+        }
+        let storage = QStorage::from_data(Cow::Owned(data), &Device::Cpu, dtype)?;
+        Self::new(QTensor::new(storage, (rows, k))?)
+    }
+
+    /// Output width.
+    pub fn out_features(&self) -> usize {
+        self.n
+    }
+
+    /// `x`: `rows × k` row-major → `rows × n` row-major.
+    pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let input = Tensor::from_slice(x, (rows, self.k), &Device::Cpu)?;
+        let mut y = self.matmul.forward(&input)?.flatten_all()?.to_vec1::<f32>()?;
+        if let Some((eight_d, m)) = &self.offsets {
+            let blocks = self.k / QK;
+            let mut sum_dq = vec![0f32; blocks];
+            let mut s = vec![0f32; blocks];
+            for r in 0..rows {
+                quantized_block_sums(&x[r * self.k..(r + 1) * self.k], &mut sum_dq, &mut s);
+                let out = &mut y[r * self.n..(r + 1) * self.n];
+                for (j, o) in out.iter_mut().enumerate() {
+                    let (ed, mm) = (&eight_d[j * blocks..(j + 1) * blocks], &m[j * blocks..(j + 1) * blocks]);
+                    let mut acc = 0f32;
+                    for b in 0..blocks {
+                        acc += sum_dq[b] * ed[b] + s[b] * mm[b];
+                    }
+                    *o += acc;
+                }
             }
         }
+        Ok(y)
     }
 }
 
-/// For each row of `x [m, k]` and each block of 32: the block quantized to 8 bits as ggml's
+/// For each block of 32 of one activation row: the block quantized to 8 bits as ggml's
 /// `quantize_row_q8_1` does (scale `d = amax/127`, round to nearest even), then
 /// `f16(d)·Σq` (what the Q4_0 kernel's `−8` term subtracts) and `f16(d·Σq)` (ggml's `s`).
-fn quantized_block_sums(x: &Tensor) -> Result<(Tensor, Tensor)> {
-    let (rows, k) = x.dims2()?;
-    let blocks = k / QK;
-    let data = x.flatten_all()?.to_vec1::<f32>()?;
-    let mut sum_dq = Vec::with_capacity(rows * blocks);
-    let mut s = Vec::with_capacity(rows * blocks);
-    for block in data.chunks_exact(QK) {
+fn quantized_block_sums(row: &[f32], sum_dq: &mut [f32], s: &mut [f32]) {
+    for (b, block) in row.chunks_exact(QK).enumerate() {
         let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let sum: i32 = block.iter().map(|v| (v * id).round_ties_even() as i32).sum();
-        sum_dq.push(f16::from_f32(d).to_f32() * sum as f32);
-        s.push(f16::from_f32(d * sum as f32).to_f32());
+        sum_dq[b] = f16::from_f32(d).to_f32() * sum as f32;
+        s[b] = f16::from_f32(d * sum as f32).to_f32();
     }
-    Ok((
-        Tensor::from_vec(sum_dq, (rows, blocks), &Device::Cpu)?,
-        Tensor::from_vec(s, (rows, blocks), &Device::Cpu)?,
-    ))
 }
 
 struct Block {
-    attn_norm: Tensor,
-    q: QLinear,
-    k: QLinear,
-    v: QLinear,
+    attn_norm: Vec<f32>,
+    /// Query, key and value projections stacked: `[q | k | v]` per row.
+    qkv: QLinear,
     o: QLinear,
-    ffn_norm: Tensor,
-    gate: QLinear,
-    up: QLinear,
+    ffn_norm: Vec<f32>,
+    /// Gate and up projections stacked: `[gate | up]` per row.
+    gate_up: QLinear,
     down: QLinear,
 }
 
 /// The loaded model.
 pub struct Llama {
     config: LlamaConfig,
-    embeddings: Tensor,
+    /// Token embeddings, dequantized: `[vocab, hidden]` row-major.
+    embeddings: Vec<f32>,
     blocks: Vec<Block>,
-    output_norm: Tensor,
+    output_norm: Vec<f32>,
     output: QLinear,
-    cos: Tensor,
-    sin: Tensor,
+    /// cos and sin per (position, pair): `[context, head_dim/2]` row-major.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    ffn: usize,
 }
 
 /// The keys and values of every position seen so far, per block: one sequence's memory.
@@ -184,8 +208,12 @@ impl KvCache {
     }
 }
 
-fn round_f16(t: &Tensor) -> Result<Tensor> {
-    t.to_dtype(DType::F16)?.to_dtype(DType::F32)
+fn round_f16(v: f32) -> f32 {
+    f16::from_f32(v).to_f32()
+}
+
+fn to_vec(t: QTensor) -> Result<Vec<f32>> {
+    t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()
 }
 
 impl Llama {
@@ -214,35 +242,35 @@ impl Llama {
             eps: md("llama.attention.layer_norm_rms_epsilon")?.to_f32()?,
             vocab: md("tokenizer.ggml.tokens")?.to_vec()?.len(),
         };
-        if config.heads % config.kv_heads != 0 || config.head_dim % 2 != 0 {
+        if config.heads % config.kv_heads != 0 || config.head_dim % 2 != 0 || hidden % heads != 0 {
             candle_core::bail!("unsupported head layout {config:?}");
         }
         let device = Device::Cpu;
         let mut tensor = |name: &str| content.tensor(reader, name, &device);
         let token_embd = tensor("token_embd.weight")?;
-        let embeddings = token_embd.dequantize(&device)?;
+        let embeddings = token_embd.dequantize(&device)?.flatten_all()?.to_vec1::<f32>()?;
         let output = match content.tensor_infos.contains_key("output.weight") {
             true => QLinear::new(tensor("output.weight")?)?,
             false => QLinear::new(token_embd)?,
         };
-        let output_norm = tensor("output_norm.weight")?.dequantize(&device)?;
+        let output_norm = to_vec(tensor("output_norm.weight")?)?;
         let mut blocks = Vec::with_capacity(config.blocks);
+        let mut ffn = 0;
         for i in 0..config.blocks {
             let mut w = |part: &str| tensor(&format!("blk.{i}.{part}.weight"));
+            let gate_up = QLinear::stacked(vec![w("ffn_gate")?, w("ffn_up")?])?;
+            ffn = gate_up.out_features() / 2;
             blocks.push(Block {
-                attn_norm: w("attn_norm")?.dequantize(&device)?,
-                q: QLinear::new(w("attn_q")?)?,
-                k: QLinear::new(w("attn_k")?)?,
-                v: QLinear::new(w("attn_v")?)?,
+                attn_norm: to_vec(w("attn_norm")?)?,
+                qkv: QLinear::stacked(vec![w("attn_q")?, w("attn_k")?, w("attn_v")?])?,
                 o: QLinear::new(w("attn_output")?)?,
-                ffn_norm: w("ffn_norm")?.dequantize(&device)?,
-                gate: QLinear::new(w("ffn_gate")?)?,
-                up: QLinear::new(w("ffn_up")?)?,
+                ffn_norm: to_vec(w("ffn_norm")?)?,
+                gate_up,
                 down: QLinear::new(w("ffn_down")?)?,
             });
         }
-        let (cos, sin) = rope_tables(&config)?;
-        Ok(Self { config, embeddings, blocks, output_norm, output, cos, sin })
+        let (cos, sin) = rope_tables(&config);
+        Ok(Self { config, embeddings, blocks, output_norm, output, cos, sin, ffn })
     }
 
     /// The model's shape.
@@ -292,63 +320,146 @@ impl Llama {
         }
         self.grow(cache, total)?;
         let c = &self.config;
-        let group = c.heads / c.kv_heads;
-        let ids = Tensor::from_slice(tokens, t, &Device::Cpu)?;
-        let mut x = self.embeddings.index_select(&ids, 0)?; // [t, hidden]
-        let cos = self.cos.narrow(0, past, t)?;
-        let sin = self.sin.narrow(0, past, t)?;
-        let mask = causal_mask(t, past, group)?;
-        let scale = 1.0 / (c.head_dim as f64).sqrt();
+        let (hidden, hd) = (c.hidden, c.head_dim);
+        let (q_width, kv_width) = (c.heads * hd, c.kv_heads * hd);
+        let mut x = Vec::with_capacity(t * hidden);
+        for &token in tokens {
+            let row = token as usize;
+            if row >= c.vocab {
+                candle_core::bail!("token {token} is outside the vocabulary");
+            }
+            x.extend_from_slice(&self.embeddings[row * hidden..(row + 1) * hidden]);
+        }
         for (i, block) in self.blocks.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, c.eps)?;
-            let q = block.q.forward(&h)?.reshape((t, c.heads, c.head_dim))?.transpose(0, 1)?.contiguous()?;
-            let k = block.k.forward(&h)?.reshape((t, c.kv_heads, c.head_dim))?.transpose(0, 1)?.contiguous()?;
-            let v = block.v.forward(&h)?.reshape((t, c.kv_heads, c.head_dim))?.transpose(0, 1)?.contiguous()?;
-            let q = candle_nn::rotary_emb::rope_i(&q.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?;
-            let k = candle_nn::rotary_emb::rope_i(&k.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?;
-            // llama.cpp keeps K and V in an f16 cache and multiplies Q in f16 against it.
-            cache.k[i].slice_set(&round_f16(&k)?, 1, past)?;
-            cache.v[i].slice_set(&round_f16(&v)?, 1, past)?;
-            let keys = cache.k[i].narrow(1, 0, total)?;
-            let values = cache.v[i].narrow(1, 0, total)?;
-            // Query heads g·group..(g+1)·group share key/value head g: stack them as rows.
-            let q = round_f16(&q)?.reshape((c.kv_heads, group * t, c.head_dim))?;
-            let scores = (q.matmul(&keys.t()?)? * scale)?.broadcast_add(&mask)?;
-            let probs = round_f16(&candle_nn::ops::softmax_last_dim(&scores)?)?;
-            let context = probs
-                .matmul(&values)?
-                .reshape((c.heads, t, c.head_dim))?
-                .transpose(0, 1)?
-                .reshape((t, c.hidden))?;
-            x = (x + block.o.forward(&context)?)?;
-            let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, c.eps)?;
-            let gated = (candle_nn::ops::silu(&block.gate.forward(&h)?)? * block.up.forward(&h)?)?;
-            x = (x + block.down.forward(&gated)?)?;
+            let h = rms_norm(&x, &block.attn_norm, c.eps);
+            let mut qkv = block.qkv.forward(&h, t)?;
+            for (r, row) in qkv.chunks_exact_mut(q_width + 2 * kv_width).enumerate() {
+                let pos = past + r;
+                let (q, kv) = row.split_at_mut(q_width);
+                self.rope(q, pos);
+                self.rope(&mut kv[..kv_width], pos);
+                // llama.cpp keeps K and V in an f16 cache and multiplies Q in f16 against it.
+                row.iter_mut().for_each(|v| *v = round_f16(*v));
+            }
+            let attended = self.attention(&qkv, t, past, &cache.k[i], &cache.v[i])?;
+            add_into(&mut x, &block.o.forward(&attended, t)?);
+            let h = rms_norm(&x, &block.ffn_norm, c.eps);
+            let gate_up = block.gate_up.forward(&h, t)?;
+            let mut act = Vec::with_capacity(t * self.ffn);
+            for row in gate_up.chunks_exact(2 * self.ffn) {
+                let (gate, up) = row.split_at(self.ffn);
+                act.extend(gate.iter().zip(up).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u));
+            }
+            add_into(&mut x, &block.down.forward(&act, t)?);
         }
         cache.len = total;
-        let last = x.narrow(0, t - 1, 1)?;
-        let last = candle_nn::ops::rms_norm(&last, &self.output_norm, c.eps)?;
-        self.output.forward(&last)?.squeeze(0)?.to_vec1::<f32>()
+        let last = rms_norm(&x[(t - 1) * hidden..], &self.output_norm, c.eps);
+        self.output.forward(&last, 1)
+    }
+
+    /// Rotates each head of `row` (interleaved pairs) to position `pos`.
+    fn rope(&self, row: &mut [f32], pos: usize) {
+        let half = self.config.head_dim / 2;
+        let (cos, sin) = (&self.cos[pos * half..(pos + 1) * half], &self.sin[pos * half..(pos + 1) * half]);
+        for head in row.chunks_exact_mut(self.config.head_dim) {
+            for (p, pair) in head.chunks_exact_mut(2).enumerate() {
+                let (x0, x1) = (pair[0], pair[1]);
+                pair[0] = x0 * cos[p] - x1 * sin[p];
+                pair[1] = x0 * sin[p] + x1 * cos[p];
+            }
+        }
+    }
+
+    /// Stores the new keys and values of `qkv` (rows `[q | k | v]`) in the cache at `past..`,
+    /// then attends every query to the cache: `[t, heads·head_dim]`.
+    fn attention(&self, qkv: &[f32], t: usize, past: usize, k_cache: &Tensor, v_cache: &Tensor) -> Result<Vec<f32>> {
+        let c = &self.config;
+        let (hd, group) = (c.head_dim, c.heads / c.kv_heads);
+        let (q_width, kv_width) = (c.heads * hd, c.kv_heads * hd);
+        let total = past + t;
+        let row_width = q_width + 2 * kv_width;
+        // Head-major layouts: new keys/values [kv_heads, t, hd]; queries [kv_heads, group·t, hd]
+        // (the query heads that share key/value head g are stacked as rows).
+        let mut k_new = vec![0f32; kv_width * t];
+        let mut v_new = vec![0f32; kv_width * t];
+        let mut q = vec![0f32; q_width * t];
+        for (r, row) in qkv.chunks_exact(row_width).enumerate() {
+            for g in 0..c.kv_heads {
+                let at = (g * t + r) * hd;
+                k_new[at..at + hd].copy_from_slice(&row[q_width + g * hd..q_width + (g + 1) * hd]);
+                let v_at = q_width + kv_width + g * hd;
+                v_new[at..at + hd].copy_from_slice(&row[v_at..v_at + hd]);
+                for j in 0..group {
+                    let head = g * group + j;
+                    let q_at = ((g * group + j) * t + r) * hd;
+                    q[q_at..q_at + hd].copy_from_slice(&row[head * hd..(head + 1) * hd]);
+                }
+            }
+        }
+        let shape = (c.kv_heads, t, hd);
+        k_cache.slice_set(&Tensor::from_vec(k_new, shape, &Device::Cpu)?, 1, past)?;
+        v_cache.slice_set(&Tensor::from_vec(v_new, shape, &Device::Cpu)?, 1, past)?;
+        let keys = k_cache.narrow(1, 0, total)?;
+        let values = v_cache.narrow(1, 0, total)?;
+        let q = Tensor::from_vec(q, (c.kv_heads, group * t, hd), &Device::Cpu)?;
+        let mut scores = q.matmul(&keys.t()?)?.flatten_all()?.to_vec1::<f32>()?;
+        // Scale, causal mask, softmax, then f16 weights (llama.cpp multiplies them in f16).
+        let scale = 1.0 / (hd as f32).sqrt();
+        for (r, row) in scores.chunks_exact_mut(total).enumerate() {
+            let visible = past + r % t + 1;
+            let mut max = f32::NEG_INFINITY;
+            for v in &mut row[..visible] {
+                *v *= scale;
+                max = max.max(*v);
+            }
+            let mut sum = 0f64;
+            for v in &mut row[..visible] {
+                *v = (*v - max).exp();
+                sum += f64::from(*v);
+            }
+            let inv = (1.0 / sum) as f32;
+            for v in &mut row[..visible] {
+                *v = round_f16(*v * inv);
+            }
+            row[visible..].iter_mut().for_each(|v| *v = 0.0);
+        }
+        let probs = Tensor::from_vec(scores, (c.kv_heads, group * t, total), &Device::Cpu)?;
+        let context = probs.matmul(&values)?.flatten_all()?.to_vec1::<f32>()?; // [kv, group·t, hd]
+        let mut out = vec![0f32; t * q_width];
+        for g in 0..c.kv_heads {
+            for j in 0..group {
+                for r in 0..t {
+                    let from = ((g * group + j) * t + r) * hd;
+                    let head = g * group + j;
+                    out[r * q_width + head * hd..r * q_width + (head + 1) * hd].copy_from_slice(&context[from..from + hd]);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
-/// `[group·t, past + t]`: 0 where query row (head j, position i) may see key position p
-/// (p ≤ past + i), −∞ elsewhere. Rows are ordered head-major, as the queries are stacked.
-fn causal_mask(t: usize, past: usize, group: usize) -> Result<Tensor> {
-    let total = past + t;
-    let mut mask = Vec::with_capacity(group * t * total);
-    for _ in 0..group {
-        for i in 0..t {
-            mask.extend((0..total).map(|p| if p <= past + i { 0f32 } else { f32::NEG_INFINITY }));
-        }
+/// RMSNorm of each row of `x` (width `weight.len()`), as ggml computes it: the squares (f32)
+/// summed in f64, `1/sqrt(mean + eps)` in f32, then the weight.
+fn rms_norm(x: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for row in x.chunks_exact(weight.len()) {
+        let sum: f64 = row.iter().map(|&v| f64::from(v * v)).sum();
+        let mean = (sum / row.len() as f64) as f32;
+        let scale = 1.0 / (mean + eps).sqrt();
+        out.extend(row.iter().zip(weight).map(|(&v, &w)| v * scale * w));
     }
-    Tensor::from_vec(mask, (group * t, total), &Device::Cpu)
+    out
+}
+
+fn add_into(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
 }
 
 /// cos/sin tables `[context, head_dim/2]` for interleaved rotary embeddings, computed as ggml's
 /// `rope_cache_init` does: θ starts at the position and is multiplied by `base^(−2/dim)` for
 /// each next pair, in f32.
-fn rope_tables(c: &LlamaConfig) -> Result<(Tensor, Tensor)> {
+fn rope_tables(c: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {
     let half = c.head_dim / 2;
     let theta_scale = c.rope_base.powf(-2.0 / c.head_dim as f32);
     let mut cos = Vec::with_capacity(c.context * half);
@@ -361,10 +472,7 @@ fn rope_tables(c: &LlamaConfig) -> Result<(Tensor, Tensor)> {
             theta *= theta_scale;
         }
     }
-    Ok((
-        Tensor::from_vec(cos, (c.context, half), &Device::Cpu)?,
-        Tensor::from_vec(sin, (c.context, half), &Device::Cpu)?,
-    ))
+    (cos, sin)
 }
 
 /// The index of the largest logit (the first one on a tie): greedy decoding.
