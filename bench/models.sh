@@ -51,7 +51,7 @@ def load(path):
     for line in open(path):
         r = json.loads(line)
         if r["metric"] == "generate":
-            for k in ("ttft_ms", "tokens_per_s"):
+            for k in ("ttft_ms", "tokens_per_s", "cpu_ms_per_token"):
                 out.setdefault(f"generate_{k}", []).append(r[k])
             out.setdefault("generate_tokens", []).append(r["tokens"])
             out.setdefault("generate_prompt_tokens", []).append(r["prompt_tokens"])
@@ -65,6 +65,7 @@ rows = [
     ("embeddings, 32 concurrent clients of 1 (sentences/s)", "embed_service_32_clients_sentences_per_s", True),
     ("generation, decode (tokens/s)", "generate_tokens_per_s", True),
     ("generation, time to first token (ms)", "generate_ttft_ms", False),
+    ("generation, CPU time per decoded token (ms)", "generate_cpu_ms_per_token", False),
     ("load embeddings model (s)", "embed_load_s", False),
     ("load generation model (s)", "generate_load_s", False),
 ]

@@ -8,6 +8,7 @@ the built-in models, on the same inputs and the same model files (from the pinne
 Prints one JSON object per line. Both peers run with 2 threads (the machine's cores).
 """
 import json
+import os
 import sys
 import time
 
@@ -48,7 +49,9 @@ def generate(prompt_file, gguf, runs, n):
 
     story = open(prompt_file).read().strip()
     t = time.perf_counter()
-    llm = llama_cpp.Llama(model_path=gguf, n_ctx=2048, n_batch=512, n_threads=2, flash_attn=False, verbose=False)
+    threads = int(os.environ.get("GENAI_BENCH_THREADS", "2"))
+    llm = llama_cpp.Llama(model_path=gguf, n_ctx=2048, n_batch=512, n_threads=threads, n_threads_batch=threads,
+                          flash_attn=False, verbose=False)
     print(json.dumps({"metric": "generate_load_s", "value": round(time.perf_counter() - t, 3)}))
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
     prompt = jinja2.Template(llm.metadata["tokenizer.chat_template"]).render(
@@ -62,14 +65,17 @@ def generate(prompt_file, gguf, runs, n):
         ttft = time.perf_counter() - t
         produced = 1
         t_first = time.perf_counter()
+        cpu_first = time.process_time()
         while produced < n and not llama_cpp.llama_vocab_is_eog(vocab, tok):
             llm.eval([tok])
             tok = int(np.argmax(last_logits(llm)))
             produced += 1
         rate = (produced - 1) / (time.perf_counter() - t_first)
+        cpu_ms = (time.process_time() - cpu_first) * 1000 / (produced - 1)
         if run >= 0:
             print(json.dumps({"metric": "generate", "run": run, "prompt_tokens": len(ids), "tokens": produced,
-                              "ttft_ms": round(ttft * 1000, 1), "tokens_per_s": round(rate, 1)}))
+                              "ttft_ms": round(ttft * 1000, 1), "tokens_per_s": round(rate, 1),
+                              "cpu_ms_per_token": round(cpu_ms, 2)}))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,15 @@ use genai_models::generate::{GenerationParams, Generator};
 use genai_models::{default_dir, ChatMessage, Embedder, Models, ModelsConfig, Truncate};
 use std::time::Instant;
 
+/// CPU time (user + system) of this process so far, from /proc/self/stat (Linux; 0 elsewhere):
+/// robust to other load on the machine, unlike wall-clock time.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: models_bench SENTENCES_FILE PROMPT_FILE [RUNS] [GEN_TOKENS]";
@@ -78,13 +87,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let ttft = t.elapsed().as_secs_f64();
         let t_first = Instant::now();
+        let cpu_first = cpu_seconds();
         while session.finished().is_none() {
             generator.step(&mut session)?;
         }
         let decoded = session.completion_tokens() - 1;
         let rate = decoded as f64 / t_first.elapsed().as_secs_f64();
+        let cpu_ms = (cpu_seconds() - cpu_first) * 1000.0 / decoded as f64;
         println!(
-            "{{\"metric\": \"generate\", \"run\": {run}, \"prompt_tokens\": {}, \"tokens\": {}, \"ttft_ms\": {:.1}, \"tokens_per_s\": {rate:.1}}}",
+            "{{\"metric\": \"generate\", \"run\": {run}, \"prompt_tokens\": {}, \"tokens\": {}, \"ttft_ms\": {:.1}, \"tokens_per_s\": {rate:.1}, \"cpu_ms_per_token\": {cpu_ms:.2}}}",
             prompt.len(),
             session.completion_tokens(),
             ttft * 1000.0

@@ -61,8 +61,9 @@ pub struct QLinear {
     matmul: QMatMul,
     k: usize,
     n: usize,
-    /// For a rewritten Q4_1 matrix: `8·d` and `m` per (row, block), row-major `[n, k/32]`.
-    offsets: Option<(Vec<f32>, Vec<f32>)>,
+    /// For a rewritten Q4_1 matrix: `[2·k/32, n]`, the `8·d` of every (block, row) then the `m`
+    /// of every (block, row), so that the offset term is one f32 matrix product.
+    offsets: Option<Tensor>,
 }
 
 const QK: usize = 32;
@@ -96,7 +97,9 @@ impl QLinear {
         }
         let storage = QStorage::from_data(Cow::Owned(q4_0), &Device::Cpu, GgmlDType::Q4_0)?;
         let matmul = QMatMul::from_qtensor(QTensor::new(storage, (n, k))?)?;
-        Ok(Self { matmul, k, n, offsets: Some((eight_d, m)) })
+        let per_row = |v: Vec<f32>| Tensor::from_vec(v, (n, k / QK), &Device::Cpu);
+        let offsets = Tensor::cat(&[per_row(eight_d)?, per_row(m)?], 1)?.t()?.contiguous()?;
+        Ok(Self { matmul, k, n, offsets: Some(offsets) })
     }
 
     /// One matrix made of the rows of `parts` stacked (same type and row length), so that
@@ -128,22 +131,16 @@ impl QLinear {
     pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let input = Tensor::from_slice(x, (rows, self.k), &Device::Cpu)?;
         let mut y = self.matmul.forward(&input)?.flatten_all()?.to_vec1::<f32>()?;
-        if let Some((eight_d, m)) = &self.offsets {
+        if let Some(offsets) = &self.offsets {
             let blocks = self.k / QK;
-            let mut sum_dq = vec![0f32; blocks];
-            let mut s = vec![0f32; blocks];
-            for r in 0..rows {
-                quantized_block_sums(&x[r * self.k..(r + 1) * self.k], &mut sum_dq, &mut s);
-                let out = &mut y[r * self.n..(r + 1) * self.n];
-                for (j, o) in out.iter_mut().enumerate() {
-                    let (ed, mm) = (&eight_d[j * blocks..(j + 1) * blocks], &m[j * blocks..(j + 1) * blocks]);
-                    let mut acc = 0f32;
-                    for b in 0..blocks {
-                        acc += sum_dq[b] * ed[b] + s[b] * mm[b];
-                    }
-                    *o += acc;
-                }
+            let mut sums = vec![0f32; rows * 2 * blocks];
+            for (row, out) in x.chunks_exact(self.k).zip(sums.chunks_exact_mut(2 * blocks)) {
+                let (sum_dq, s) = out.split_at_mut(blocks);
+                quantized_block_sums(row, sum_dq, s);
             }
+            let sums = Tensor::from_vec(sums, (rows, 2 * blocks), &Device::Cpu)?;
+            let correction = sums.matmul(offsets)?.flatten_all()?.to_vec1::<f32>()?;
+            add_into(&mut y, &correction);
         }
         Ok(y)
     }
