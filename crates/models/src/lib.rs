@@ -36,7 +36,7 @@ pub mod service;
 
 pub use embed::{Embedder, Embeddings, Truncate};
 pub use error::{InstallError, ModelError};
-pub use generate::{ChatMessage, FinishReason, GenerationParams, Generator, Generation};
+pub use generate::{ChatMessage, FinishReason, Generation, GenerationParams, Generator};
 pub use install::{default_dir, install, list, InstallEvent, InstallOptions, InstalledModel};
 pub use service::{GenerationEvent, GenerationStream, Models, ModelsConfig};
 

@@ -22,7 +22,7 @@
 //! small f32 matrix product over block sums (1/32 of the work). See [`QLinear`].
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{Device, Module, Result, Tensor};
 use half::f16;
 use std::borrow::Cow;
 use std::io::{Read, Seek};
@@ -62,8 +62,9 @@ pub struct QLinear {
     k: usize,
     n: usize,
     /// For a rewritten Q4_1 matrix: `[2·k/32, n]`, the `8·d` of every (block, row) then the `m`
-    /// of every (block, row), so that the offset term is one f32 matrix product.
-    offsets: Option<Tensor>,
+    /// of every (block, row), so that the offset term is one f32 matrix product (as a tensor
+    /// for many rows, as a plain slice for one).
+    offsets: Option<(Tensor, Vec<f32>)>,
 }
 
 const QK: usize = 32;
@@ -77,7 +78,7 @@ impl QLinear {
         if weight.dtype() != GgmlDType::Q4_1 {
             return Ok(Self { matmul: QMatMul::from_qtensor(weight)?, k, n, offsets: None });
         }
-        if k % QK != 0 {
+        if !k.is_multiple_of(QK) {
             candle_core::bail!("Q4_1 row length {k} is not a multiple of {QK}");
         }
         let raw = weight.data()?;
@@ -99,7 +100,8 @@ impl QLinear {
         let matmul = QMatMul::from_qtensor(QTensor::new(storage, (n, k))?)?;
         let per_row = |v: Vec<f32>| Tensor::from_vec(v, (n, k / QK), &Device::Cpu);
         let offsets = Tensor::cat(&[per_row(eight_d)?, per_row(m)?], 1)?.t()?.contiguous()?;
-        Ok(Self { matmul, k, n, offsets: Some(offsets) })
+        let flat = offsets.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Self { matmul, k, n, offsets: Some((offsets, flat)) })
     }
 
     /// One matrix made of the rows of `parts` stacked (same type and row length), so that
@@ -131,16 +133,23 @@ impl QLinear {
     pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let input = Tensor::from_slice(x, (rows, self.k), &Device::Cpu)?;
         let mut y = self.matmul.forward(&input)?.flatten_all()?.to_vec1::<f32>()?;
-        if let Some(offsets) = &self.offsets {
+        if let Some((offsets, flat)) = &self.offsets {
             let blocks = self.k / QK;
             let mut sums = vec![0f32; rows * 2 * blocks];
             for (row, out) in x.chunks_exact(self.k).zip(sums.chunks_exact_mut(2 * blocks)) {
                 let (sum_dq, s) = out.split_at_mut(blocks);
                 quantized_block_sums(row, sum_dq, s);
             }
-            let sums = Tensor::from_vec(sums, (rows, 2 * blocks), &Device::Cpu)?;
-            let correction = sums.matmul(offsets)?.flatten_all()?.to_vec1::<f32>()?;
-            add_into(&mut y, &correction);
+            if rows == 1 {
+                // One row (decoding): a few axpys over contiguous rows beat a matrix-product call.
+                for (b, &sum) in sums.iter().enumerate() {
+                    y.iter_mut().zip(&flat[b * self.n..(b + 1) * self.n]).for_each(|(o, &w)| *o += sum * w);
+                }
+            } else {
+                let sums = Tensor::from_vec(sums, (rows, 2 * blocks), &Device::Cpu)?;
+                let correction = sums.matmul(offsets)?.flatten_all()?.to_vec1::<f32>()?;
+                add_into(&mut y, &correction);
+            }
         }
         Ok(y)
     }
@@ -186,9 +195,10 @@ pub struct Llama {
 }
 
 /// The keys and values of every position seen so far, per block: one sequence's memory.
+/// Per block, `[kv_heads, capacity, head_dim]` row-major (values already rounded to f16).
 pub struct KvCache {
-    k: Vec<Tensor>,
-    v: Vec<Tensor>,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
     len: usize,
     capacity: usize,
 }
@@ -217,10 +227,7 @@ impl Llama {
     /// Reads the model from a GGUF file.
     pub fn load<R: Read + Seek>(content: &gguf_file::Content, reader: &mut R) -> Result<Self> {
         let md = |key: &str| {
-            content
-                .metadata
-                .get(key)
-                .ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata {key} is missing")))
+            content.metadata.get(key).ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata {key} is missing")))
         };
         let arch = md("general.architecture")?.to_string()?;
         if arch != "llama" {
@@ -228,6 +235,9 @@ impl Llama {
         }
         let heads = md("llama.attention.head_count")?.to_u32()? as usize;
         let hidden = md("llama.embedding_length")?.to_u32()? as usize;
+        if heads == 0 || !hidden.is_multiple_of(heads) {
+            candle_core::bail!("unsupported head count {heads} for width {hidden}");
+        }
         let config = LlamaConfig {
             blocks: md("llama.block_count")?.to_u32()? as usize,
             hidden,
@@ -239,7 +249,7 @@ impl Llama {
             eps: md("llama.attention.layer_norm_rms_epsilon")?.to_f32()?,
             vocab: md("tokenizer.ggml.tokens")?.to_vec()?.len(),
         };
-        if config.heads % config.kv_heads != 0 || config.head_dim % 2 != 0 || hidden % heads != 0 {
+        if config.kv_heads == 0 || !config.heads.is_multiple_of(config.kv_heads) || !config.head_dim.is_multiple_of(2) {
             candle_core::bail!("unsupported head layout {config:?}");
         }
         let device = Device::Cpu;
@@ -278,29 +288,30 @@ impl Llama {
     /// An empty cache with room for `capacity` positions (it grows when needed).
     pub fn new_cache(&self, capacity: usize) -> Result<KvCache> {
         let capacity = capacity.clamp(1, self.config.context);
-        let shape = (self.config.kv_heads, capacity, self.config.head_dim);
-        let zeros = || Tensor::zeros(shape, DType::F32, &Device::Cpu);
+        let size = self.config.kv_heads * capacity * self.config.head_dim;
         Ok(KvCache {
-            k: (0..self.config.blocks).map(|_| zeros()).collect::<Result<_>>()?,
-            v: (0..self.config.blocks).map(|_| zeros()).collect::<Result<_>>()?,
+            k: (0..self.config.blocks).map(|_| vec![0f32; size]).collect(),
+            v: (0..self.config.blocks).map(|_| vec![0f32; size]).collect(),
             len: 0,
             capacity,
         })
     }
 
-    fn grow(&self, cache: &mut KvCache, needed: usize) -> Result<()> {
+    fn grow(&self, cache: &mut KvCache, needed: usize) {
         if needed <= cache.capacity {
-            return Ok(());
+            return;
         }
         let capacity = needed.max(cache.capacity * 2).min(self.config.context);
-        let shape = (self.config.kv_heads, capacity, self.config.head_dim);
+        let hd = self.config.head_dim;
         for t in cache.k.iter_mut().chain(cache.v.iter_mut()) {
-            let bigger = Tensor::zeros(shape, DType::F32, &Device::Cpu)?;
-            bigger.slice_set(&t.narrow(1, 0, cache.len)?.contiguous()?, 1, 0)?;
+            let mut bigger = vec![0f32; self.config.kv_heads * capacity * hd];
+            for g in 0..self.config.kv_heads {
+                let (from, to) = (g * cache.capacity * hd, g * capacity * hd);
+                bigger[to..to + cache.len * hd].copy_from_slice(&t[from..from + cache.len * hd]);
+            }
             *t = bigger;
         }
         cache.capacity = capacity;
-        Ok(())
     }
 
     /// Feeds `tokens` (the next positions of the sequence whose memory is `cache`) through the
@@ -315,7 +326,7 @@ impl Llama {
         if total > self.config.context {
             candle_core::bail!("sequence of {total} tokens exceeds the context of {}", self.config.context);
         }
-        self.grow(cache, total)?;
+        self.grow(cache, total);
         let c = &self.config;
         let (hidden, hd) = (c.hidden, c.head_dim);
         let (q_width, kv_width) = (c.heads * hd, c.kv_heads * hd);
@@ -338,7 +349,8 @@ impl Llama {
                 // llama.cpp keeps K and V in an f16 cache and multiplies Q in f16 against it.
                 row.iter_mut().for_each(|v| *v = round_f16(*v));
             }
-            let attended = self.attention(&qkv, t, past, &cache.k[i], &cache.v[i])?;
+            let capacity = cache.capacity;
+            let attended = self.attention(&qkv, t, past, capacity, &mut cache.k[i], &mut cache.v[i])?;
             add_into(&mut x, &block.o.forward(&attended, t)?);
             let h = rms_norm(&x, &block.ffn_norm, c.eps);
             let gate_up = block.gate_up.forward(&h, t)?;
@@ -368,72 +380,112 @@ impl Llama {
     }
 
     /// Stores the new keys and values of `qkv` (rows `[q | k | v]`) in the cache at `past..`,
-    /// then attends every query to the cache: `[t, heads·head_dim]`.
-    fn attention(&self, qkv: &[f32], t: usize, past: usize, k_cache: &Tensor, v_cache: &Tensor) -> Result<Vec<f32>> {
+    /// then attends every query to the cache: `[t, heads·head_dim]`. Scores are scaled, masked
+    /// (causal), soft-maxed, and rounded to f16 before they weigh the values, as llama.cpp does.
+    fn attention(
+        &self,
+        qkv: &[f32],
+        t: usize,
+        past: usize,
+        capacity: usize,
+        k_cache: &mut [f32],
+        v_cache: &mut [f32],
+    ) -> Result<Vec<f32>> {
         let c = &self.config;
         let (hd, group) = (c.head_dim, c.heads / c.kv_heads);
         let (q_width, kv_width) = (c.heads * hd, c.kv_heads * hd);
         let total = past + t;
         let row_width = q_width + 2 * kv_width;
-        // Head-major layouts: new keys/values [kv_heads, t, hd]; queries [kv_heads, group·t, hd]
-        // (the query heads that share key/value head g are stacked as rows).
-        let mut k_new = vec![0f32; kv_width * t];
-        let mut v_new = vec![0f32; kv_width * t];
-        let mut q = vec![0f32; q_width * t];
         for (r, row) in qkv.chunks_exact(row_width).enumerate() {
             for g in 0..c.kv_heads {
-                let at = (g * t + r) * hd;
-                k_new[at..at + hd].copy_from_slice(&row[q_width + g * hd..q_width + (g + 1) * hd]);
+                let at = (g * capacity + past + r) * hd;
+                k_cache[at..at + hd].copy_from_slice(&row[q_width + g * hd..q_width + (g + 1) * hd]);
                 let v_at = q_width + kv_width + g * hd;
-                v_new[at..at + hd].copy_from_slice(&row[v_at..v_at + hd]);
-                for j in 0..group {
-                    let head = g * group + j;
-                    let q_at = ((g * group + j) * t + r) * hd;
-                    q[q_at..q_at + hd].copy_from_slice(&row[head * hd..(head + 1) * hd]);
-                }
+                v_cache[at..at + hd].copy_from_slice(&row[v_at..v_at + hd]);
             }
         }
-        let shape = (c.kv_heads, t, hd);
-        k_cache.slice_set(&Tensor::from_vec(k_new, shape, &Device::Cpu)?, 1, past)?;
-        v_cache.slice_set(&Tensor::from_vec(v_new, shape, &Device::Cpu)?, 1, past)?;
-        let keys = k_cache.narrow(1, 0, total)?;
-        let values = v_cache.narrow(1, 0, total)?;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut out = vec![0f32; t * q_width];
+        if t == 1 {
+            // Decoding: one query per head; plain loops over the cache, no tensors.
+            let mut scores = vec![0f32; total];
+            for head in 0..c.heads {
+                let g = head / group;
+                let q = &qkv[head * hd..(head + 1) * hd];
+                let keys = &k_cache[g * capacity * hd..(g * capacity + total) * hd];
+                for (score, key) in scores.iter_mut().zip(keys.chunks_exact(hd)) {
+                    *score = dot(q, key) * scale;
+                }
+                softmax_f16(&mut scores);
+                let o = &mut out[head * hd..(head + 1) * hd];
+                let values = &v_cache[g * capacity * hd..(g * capacity + total) * hd];
+                for (&p, value) in scores.iter().zip(values.chunks_exact(hd)) {
+                    o.iter_mut().zip(value).for_each(|(o, &v)| *o += p * v);
+                }
+            }
+            return Ok(out);
+        }
+        // Reading a prompt: matrix products. Queries [kv_heads, group·t, hd] (the query heads
+        // that share key/value head g stacked as rows), keys and values [kv_heads, total, hd].
+        let mut q = vec![0f32; q_width * t];
+        for (r, row) in qkv.chunks_exact(row_width).enumerate() {
+            for head in 0..c.heads {
+                let at = (head * t + r) * hd;
+                q[at..at + hd].copy_from_slice(&row[head * hd..(head + 1) * hd]);
+            }
+        }
+        let gather = |cache: &[f32]| -> Result<Tensor> {
+            let mut data = Vec::with_capacity(c.kv_heads * total * hd);
+            for g in 0..c.kv_heads {
+                data.extend_from_slice(&cache[g * capacity * hd..(g * capacity + total) * hd]);
+            }
+            Tensor::from_vec(data, (c.kv_heads, total, hd), &Device::Cpu)
+        };
+        let (keys, values) = (gather(k_cache)?, gather(v_cache)?);
         let q = Tensor::from_vec(q, (c.kv_heads, group * t, hd), &Device::Cpu)?;
         let mut scores = q.matmul(&keys.t()?)?.flatten_all()?.to_vec1::<f32>()?;
-        // Scale, causal mask, softmax, then f16 weights (llama.cpp multiplies them in f16).
-        let scale = 1.0 / (hd as f32).sqrt();
         for (r, row) in scores.chunks_exact_mut(total).enumerate() {
             let visible = past + r % t + 1;
-            let mut max = f32::NEG_INFINITY;
-            for v in &mut row[..visible] {
-                *v *= scale;
-                max = max.max(*v);
-            }
-            let mut sum = 0f64;
-            for v in &mut row[..visible] {
-                *v = (*v - max).exp();
-                sum += f64::from(*v);
-            }
-            let inv = (1.0 / sum) as f32;
-            for v in &mut row[..visible] {
-                *v = round_f16(*v * inv);
-            }
+            row[..visible].iter_mut().for_each(|v| *v *= scale);
+            softmax_f16(&mut row[..visible]);
             row[visible..].iter_mut().for_each(|v| *v = 0.0);
         }
         let probs = Tensor::from_vec(scores, (c.kv_heads, group * t, total), &Device::Cpu)?;
         let context = probs.matmul(&values)?.flatten_all()?.to_vec1::<f32>()?; // [kv, group·t, hd]
-        let mut out = vec![0f32; t * q_width];
-        for g in 0..c.kv_heads {
-            for j in 0..group {
-                for r in 0..t {
-                    let from = ((g * group + j) * t + r) * hd;
-                    let head = g * group + j;
-                    out[r * q_width + head * hd..r * q_width + (head + 1) * hd].copy_from_slice(&context[from..from + hd]);
-                }
+        for head in 0..c.heads {
+            for r in 0..t {
+                let from = (head * t + r) * hd;
+                out[r * q_width + head * hd..r * q_width + (head + 1) * hd].copy_from_slice(&context[from..from + hd]);
             }
         }
         Ok(out)
     }
+}
+
+/// Dot product with eight independent sums, so that the compiler can use vector registers
+/// (a single running sum forces one addition after the other).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a8.zip(b8) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Softmax in place (max subtracted, sum in f64 as ggml does), then rounded to f16.
+fn softmax_f16(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += f64::from(*v);
+    }
+    let inv = (1.0 / sum) as f32;
+    row.iter_mut().for_each(|v| *v = round_f16(*v * inv));
 }
 
 /// RMSNorm of each row of `x` (width `weight.len()`), as ggml computes it: the squares (f32)

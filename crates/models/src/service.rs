@@ -178,7 +178,9 @@ impl Models {
         let (reply, answer) = oneshot::channel();
         let job = EmbedJob { inputs, truncate, reply };
         self.inner.embed.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => ModelError::Busy { model: EMBEDDING_MODEL, waiting: self.inner.config.max_waiting },
+            TrySendError::Full(_) => {
+                ModelError::Busy { model: EMBEDDING_MODEL, waiting: self.inner.config.max_waiting }
+            }
             TrySendError::Disconnected(_) => ModelError::Stopped { model: EMBEDDING_MODEL },
         })?;
         answer.await.map_err(|_| ModelError::Stopped { model: EMBEDDING_MODEL })?
@@ -198,7 +200,9 @@ impl Models {
         let (events, receiver) = tmpsc::unbounded_channel();
         let job = GenJob { messages, params, started, events };
         self.inner.generate.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => ModelError::Busy { model: GENERATION_MODEL, waiting: self.inner.config.max_waiting },
+            TrySendError::Full(_) => {
+                ModelError::Busy { model: GENERATION_MODEL, waiting: self.inner.config.max_waiting }
+            }
             TrySendError::Disconnected(_) => ModelError::Stopped { model: GENERATION_MODEL },
         })?;
         let prompt_tokens = admitted.await.map_err(|_| ModelError::Stopped { model: GENERATION_MODEL })??;

@@ -1,6 +1,8 @@
 //! all-MiniLM-L6-v2 against sentence-transformers' own vectors (tests/fixtures/embeddings.json,
 //! made by tests/fixtures/make_embeddings.py), and the embeddings service's batching.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use genai_models::embed::cosine;

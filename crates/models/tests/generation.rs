@@ -2,6 +2,8 @@
 //! (tests/fixtures/generation.json, made by tests/fixtures/make_generation.py), and the rules of
 //! streaming, stopping, sampling and the service.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use genai_models::generate::CHAT_TEMPLATE;
@@ -63,8 +65,8 @@ fn the_chat_template_and_prompt_tokens_equal_llama_cpp_s() {
 
 /// Feeding llama.cpp's own tokens, our logits stay about as close to llama.cpp's as llama.cpp's
 /// are to themselves when it reads the prompt token by token instead of all at once (the
-/// fixture records that: top-5 logits within 0.92, chosen token at most 0.14 below the best;
-/// we measure ≤ 1.03 and ≤ 0.30, and agree on 45/48 and 24/27 steps). A real error (a wrong
+/// fixture records that: top-5 logits within 0.92, chosen token at most 0.14 below the best,
+/// 46/48 and 24/27 steps agree; we measure ≤ 0.88 and ≤ 0.15, and 46/48 and 25/27). A real error (a wrong
 /// rotary base, norm or offset) moves logits by several units and fails this at once. Exact
 /// equality of free-running greedy text is not a well-defined target for this model: llama.cpp
 /// itself changes its greedy answer to both prompts with the batch size (tests/fixtures/README.md).
@@ -92,9 +94,9 @@ fn teacher_forced_logits_stay_within_llama_cpp_s_own_variation() {
              worst top-5 logit difference {worst_top5:.3}",
             rows.len()
         );
-        assert!(worst_deficit <= 0.5, "case {c}: llama.cpp's token is {worst_deficit} below our best");
-        assert!(worst_top5 <= 1.5, "case {c}: a top-5 logit differs from llama.cpp's by {worst_top5}");
-        assert!(agreed * 10 >= rows.len() * 8, "case {c}: only {agreed}/{} steps agree", rows.len());
+        assert!(worst_deficit <= 0.3, "case {c}: llama.cpp's token is {worst_deficit} below our best");
+        assert!(worst_top5 <= 1.2, "case {c}: a top-5 logit differs from llama.cpp's by {worst_top5}");
+        assert!(agreed * 100 >= rows.len() * 85, "case {c}: only {agreed}/{} steps agree", rows.len());
     }
 }
 
@@ -102,10 +104,11 @@ fn teacher_forced_logits_stay_within_llama_cpp_s_own_variation() {
 fn greedy_output_is_identical_across_runs_and_streams_what_it_returns() {
     for case in cases() {
         let mut streamed = String::new();
-        let first = generator()
-            .generate(&case.messages, greedy(case.max_tokens), |piece| streamed.push_str(piece))
-            .unwrap();
+        let first =
+            generator().generate(&case.messages, greedy(case.max_tokens), |piece| streamed.push_str(piece)).unwrap();
         assert_eq!(streamed, first.text, "the streamed pieces add up to the text");
+        let same = first.tokens.iter().zip(&case.completion_ids).take_while(|(a, b)| a == b).count();
+        eprintln!("greedy: {same} first tokens equal llama.cpp's; {:?}", first.text);
         assert_eq!(first.prompt_tokens, case.prompt_ids.len());
         assert_eq!(first.completion_tokens, first.tokens.len());
         assert!(!first.text.is_empty());

