@@ -22,6 +22,7 @@ mod audit;
 mod catalog;
 mod client;
 mod history;
+mod models;
 mod operator;
 mod output;
 mod resources;
@@ -63,6 +64,9 @@ pub enum ClientCommand {
     /// operator token).
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
+    /// Install and list the built-in local models (on this machine; no server involved).
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 /// Runs one client command against the server named in `args`, printing its answer on stdout
@@ -92,6 +96,7 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> Result<(), CliErr
             }
         }
         ClientCommand::Operator(command) => operator::run(&api(args, true)?, args.json, command).await,
+        ClientCommand::Models(command) => models::run(args.json, command).await,
     }
 }
 
