@@ -133,6 +133,8 @@ pub enum ErrorCode {
     ScheduledChangeDue,
     /// 409: an `Idempotency-Key` reused with a different request.
     IdempotencyConflict,
+    /// 409: removing the last member of a resource's team.
+    LastMember,
     /// 413: the body is over the limit.
     PayloadTooLarge,
     /// 415: the body is not JSON.
@@ -153,7 +155,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -168,6 +170,7 @@ impl ErrorCode {
         ErrorCode::EmbeddingsInUse,
         ErrorCode::ScheduledChangeDue,
         ErrorCode::IdempotencyConflict,
+        ErrorCode::LastMember,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::ValidationFailed,
@@ -195,6 +198,7 @@ impl ErrorCode {
             ErrorCode::EmbeddingsInUse => "embeddings_in_use",
             ErrorCode::ScheduledChangeDue => "scheduled_change_due",
             ErrorCode::IdempotencyConflict => "idempotency_conflict",
+            ErrorCode::LastMember => "last_member",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::ValidationFailed => "validation_failed",
@@ -220,6 +224,7 @@ impl ErrorCode {
             DomainError::PlanUnchanged(_) => ErrorCode::PlanUnchanged,
             DomainError::PlanChangeNotSupported => ErrorCode::PlanChangeNotSupported,
             DomainError::ScheduledChangeDue => ErrorCode::ScheduledChangeDue,
+            DomainError::LastMember(_) => ErrorCode::LastMember,
         }
     }
 }
@@ -249,6 +254,7 @@ mod tests {
             DomainError::PlanUnchanged("small".into()),
             DomainError::PlanChangeNotSupported,
             DomainError::ScheduledChangeDue,
+            DomainError::LastMember("ada@example.com".into()),
         ];
         for d in samples {
             assert_eq!(ErrorCode::of_domain(&d).as_str(), d.code());

@@ -10,15 +10,20 @@ pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod ids;
+pub mod keys;
 pub mod paging;
+pub mod portal;
 pub mod scheduler;
+pub mod team;
 pub mod throttle;
 pub mod web;
 
 use auth::Actor;
 pub use clock::Clock;
 pub use error::AppError;
+pub use events::{NoRuntimeEvents, RuntimeEvents};
 use genai_core::catalog::{Plan, PlanSize, ResourceType};
 use genai_core::eligibility::{self, Check, CompanyFacts};
 use genai_core::error::FieldErrors;
@@ -27,8 +32,9 @@ use genai_core::resource::{Change, Resource, Scheduled};
 use genai_core::validation::{self, Email, PersonName, ProvisionForm};
 use genai_core::{calendar, BundleMonth, Catalog, CloudTokens, CompanyId, DomainError, Instant, ResourceId, UserId};
 pub use genai_store::{
-    ApiToken, AuditEvent, Company, Grant, Guard, HistoryPage, IdempotencyKey, Idempotent, LedgerTransaction,
-    NewResource, ResourceQuery, ResourceWrite, Role, Store, StoreError, User,
+    ApiToken, AuditEvent, Company, DayUsage, Grant, Guard, HistoryPage, IdempotencyKey, Idempotent, LedgerTransaction,
+    Member, MonthUsage, NewMember, NewResource, ResourceQuery, ResourceWrite, Role, RuntimeKey, Store, StoreError,
+    User,
 };
 use ids::IdGen;
 use paging::Page;
@@ -48,7 +54,13 @@ pub struct App {
     operator_token_hash: Option<String>,
     throttle: throttle::LoginThrottle,
     scheduler: scheduler::Counters,
+    events: Arc<dyn RuntimeEvents>,
+    public_url: String,
 }
+
+/// The public URL an [`App`] assumes until [`App::with_public_url`] says otherwise: the
+/// server's default listen address.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// A new company's facts, as the operator sends them.
 #[derive(Debug, Clone, Default)]
@@ -188,7 +200,27 @@ impl App {
             operator_token_hash: operator_token.filter(|t| !t.is_empty()).map(auth::token_hash),
             throttle: throttle::LoginThrottle::default(),
             scheduler: scheduler::Counters::default(),
+            events: Arc::new(NoRuntimeEvents),
+            public_url: DEFAULT_PUBLIC_URL.into(),
         }
+    }
+
+    /// The same application, telling `events` about changes the runtime must see at once.
+    pub fn with_runtime_events(mut self, events: Arc<dyn RuntimeEvents>) -> App {
+        self.events = events;
+        self
+    }
+
+    /// The same application, with the URL clients reach this server at (`genai serve
+    /// --public-url`): configuration keys point there. A trailing `/` is dropped.
+    pub fn with_public_url(mut self, url: &str) -> App {
+        self.public_url = url.trim_end_matches('/').to_string();
+        self
+    }
+
+    /// The URL clients reach this server at, without a trailing `/`.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// The catalog in force.
@@ -698,19 +730,13 @@ impl App {
             };
             let cost = valid.plan.cloud_tokens;
             let now = self.now();
-            let member =
-                self.store.user_by_email(valid.user_email.as_str()).await?.filter(|u| &u.company_id == company);
+            let member = self.first_member(company, &valid.user_name, &valid.user_email, now).await?;
             let resource = valid.into_resource(ResourceId(self.ids.next("res")), company.clone(), now);
             let mut audit = self.audit(actor, Some(company), now, "resource.provisioned");
             audit.resource_id = Some(resource.id.clone());
             audit.details = json!({"before": null, "after": snapshot(&resource), "display_name": resource.display_name,
                 "type": resource.resource_type, "model": resource.model, "region": resource.region});
-            let new = NewResource {
-                transaction_id: self.ids.next("txn"),
-                member_user_id: member.map(|u| u.id),
-                audit,
-                resource,
-            };
+            let new = NewResource { transaction_id: self.ids.next("txn"), member, audit, resource };
             let guard = embeddings.map(|e| Guard { resource_id: e.id, version: e.version });
             match self.store.insert_resource(&new, guard.as_ref(), key.as_ref()).await {
                 Ok(Idempotent::Done(())) => return Ok(new.resource),
@@ -728,6 +754,9 @@ impl App {
                     Err(e) => return Err(e.into()),
                     Ok(_) => continue,
                 },
+                // The person's email was registered between the lookup and the write: decide
+                // again (they are now an existing user).
+                Err(StoreError::Duplicate("email")) => continue,
                 Err(StoreError::Duplicate(_)) => {
                     return Err(AppError::field(
                         "display_name",
@@ -812,6 +841,7 @@ impl App {
                 Ok(()) => {
                     let mut next = write.change.next;
                     next.version += 1;
+                    self.events.resource_changed(&next.id);
                     return Ok(next);
                 }
                 Err(StoreError::InsufficientTokens { available }) => {
@@ -835,8 +865,14 @@ impl App {
     /// ([`App::scheduler_counters`]); the others go on. Returns how many this call applied.
     pub async fn apply_due_changes(&self) -> Result<usize, AppError> {
         let now = self.now();
-        let decide = move |r: &Resource| {
+        // Which decided changes deprovision, for the runtime's listener (only those the store
+        // reports as written are announced).
+        let deprovisions = std::sync::Mutex::new(std::collections::HashSet::new());
+        let decide = |r: &Resource| {
             let change = r.take_effect(now)?;
+            if !change.next.is_live() {
+                deprovisions.lock().unwrap_or_else(|p| p.into_inner()).insert(r.id.clone());
+            }
             let audit = AuditEvent {
                 id: self.ids.next("evt"),
                 company_id: Some(r.company_id.clone()),
@@ -852,6 +888,14 @@ impl App {
         loop {
             let batch = self.store.apply_due(now, 100, &decide).await?;
             self.scheduler.record(&batch);
+            let deprovisioned = deprovisions.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            for id in &batch.changed {
+                if deprovisioned.contains(id) {
+                    self.events.resource_deprovisioned(id);
+                } else {
+                    self.events.resource_changed(id);
+                }
+            }
             applied += batch.applied;
             if batch.applied == 0 && batch.set_aside.is_empty() {
                 return Ok(applied);

@@ -12,7 +12,7 @@ use genai_core::ledger;
 use genai_core::resource::{Resource, Scheduled};
 use genai_core::validation::EMAIL_MAX;
 use genai_core::{CloudTokens, DomainError, Instant, ResourceId};
-use genai_store::{Role, Session};
+use genai_store::Session;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -188,21 +188,6 @@ impl App {
             .deprovision(&linked, self.now())
             .map(|c| c.next.scheduled.map_or(self.now(), Scheduled::effective_at));
         Ok((resource, when))
-    }
-
-    /// A resource for its Portal page: company admins see their company's; a member sees the
-    /// resources whose team they are on (for now: the ones created for them).
-    pub async fn portal_resource(&self, actor: &Actor, id: &ResourceId) -> Result<Resource, AppError> {
-        let Actor::User(user) = actor else {
-            return Err(AppError::Forbidden("the operator has no Portal".into()));
-        };
-        let r =
-            self.store.resource(&user.company_id, id).await?.ok_or_else(|| AppError::NotFound("resource".into()))?;
-        if user.role == Role::CompanyAdmin || r.created_for.email == *user.email {
-            Ok(r)
-        } else {
-            Err(AppError::NotFound("resource".into()))
-        }
     }
 }
 

@@ -52,6 +52,9 @@ pub enum DomainError {
     /// Knowledge bases have a single plan.
     #[error("knowledge bases have a single plan (standard); their plan cannot be changed")]
     PlanChangeNotSupported,
+    /// Removing the only member of a resource's team (a team is never left empty).
+    #[error("{0} is the only member of this resource's team; add someone else before removing them")]
+    LastMember(String),
 }
 
 fn failing(checks: &[Check]) -> String {
@@ -77,6 +80,7 @@ impl DomainError {
             DomainError::PlanUnchanged(_) => "plan_unchanged",
             DomainError::PlanChangeNotSupported => "plan_change_not_supported",
             DomainError::ScheduledChangeDue => "scheduled_change_due",
+            DomainError::LastMember(_) => "last_member",
         }
     }
 

@@ -17,7 +17,7 @@ use genai_app::auth::Actor;
 use genai_app::{AppError, CompanyInput, ResourceAction, ResourceQuery, Role, UserInput};
 use genai_core::calendar::{format_instant, parse_instant};
 use genai_core::catalog::{PlanSize, ResourceType};
-use genai_core::resource::Environment;
+use genai_core::resource::{Environment, Resource};
 use genai_core::validation::ProvisionForm;
 use genai_core::{CompanyId, Instant, ResourceId, UserId};
 use serde::Deserialize;
@@ -379,6 +379,26 @@ pub struct ListQuery {
     raw: HashMap<String, String>,
 }
 
+impl ListQuery {
+    /// One query parameter, as sent.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.raw.get(name).map(String::as_str)
+    }
+}
+
+/// Resource answers with their current bundle month's usage (one batched read for all).
+pub async fn resource_dtos(s: &AppState, resources: &[Resource]) -> ApiResult<Vec<ResourceDto>> {
+    let usage = s.app.month_usage(resources).await?;
+    let (catalog, now) = (s.app.catalog(), s.app.now());
+    Ok(resources.iter().zip(usage).map(|(r, u)| ResourceDto::new(r, catalog, now, u)).collect())
+}
+
+/// One resource answer with its usage.
+pub async fn resource_dto(s: &AppState, r: &Resource) -> ApiResult<ResourceDto> {
+    let mut one = resource_dtos(s, std::slice::from_ref(r)).await?;
+    one.pop().ok_or_else(|| ApiError::internal("a resource answer went missing"))
+}
+
 /// Lists resources in creation order; without `limit`, all of them.
 #[utoipa::path(get, path = "/api/v1/resources", tag = "Control Center",
     params(("type" = Option<String>, Query, description = "text_generation | embeddings_generation | knowledge_base"),
@@ -443,12 +463,7 @@ pub async fn list_resources(
         }
         _ => None,
     };
-    let now = s.app.now();
-    let catalog = s.app.catalog();
-    Ok(Json(ResourceListDto {
-        resources: resources.iter().map(|r| ResourceDto::new(r, catalog, now)).collect(),
-        next_cursor,
-    }))
+    Ok(Json(ResourceListDto { resources: resource_dtos(&s, &resources).await?, next_cursor }))
 }
 
 /// Previews a provisioning (the Resource Specification); nothing is stored.
@@ -479,7 +494,7 @@ pub async fn provision_resource(
     let key = idempotency_key(&headers)?;
     let form = provision_form(&body)?;
     let r = s.app.provision(&actor, &form, key.as_deref().map(|k| (k, body.value()))).await?;
-    Ok((StatusCode::CREATED, Json(ResourceDto::new(&r, s.app.catalog(), s.app.now()))))
+    Ok((StatusCode::CREATED, Json(resource_dto(&s, &r).await?)))
 }
 
 /// One resource.
@@ -491,12 +506,12 @@ pub async fn get_resource(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ResourceDto>> {
     let r = s.app.resource(&actor, &ResourceId(id)).await?;
-    Ok(Json(ResourceDto::new(&r, s.app.catalog(), s.app.now())))
+    Ok(Json(resource_dto(&s, &r).await?))
 }
 
 async fn act(s: &AppState, actor: &Actor, id: String, action: ResourceAction) -> ApiResult<Json<ResourceDto>> {
     let r = s.app.act(actor, &ResourceId(id), action).await?;
-    Ok(Json(ResourceDto::new(&r, s.app.catalog(), s.app.now())))
+    Ok(Json(resource_dto(s, &r).await?))
 }
 
 /// Changes the plan: upgrades now, downgrades at the next bundle-month boundary.

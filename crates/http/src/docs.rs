@@ -6,8 +6,8 @@
 //! or not JSON, the request timeout), so that every answer the server can send is in the
 //! document. The API fuzzer (`scripts/fuzz-api`) holds the server to that.
 
-use crate::api;
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::{api, portal};
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -78,7 +78,7 @@ impl Modify for StandardErrors {
 /// The OpenAPI description of the REST API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "GenAI Resources API", description = "Control Center and Operator APIs of GenAI Resources."),
+    info(title = "GenAI Resources API", description = "Control Center, Portal and Operator APIs of GenAI Resources."),
     paths(
         api::get_health,
         api::create_company, api::list_companies, api::get_company, api::update_company, api::create_token_grant,
@@ -88,11 +88,15 @@ impl Modify for StandardErrors {
         api::get_eligibility, api::get_tokens, api::list_transactions, api::get_catalog, api::list_resources,
         api::preview_resource, api::provision_resource, api::get_resource, api::change_plan, api::cancel_downgrade,
         api::deprovision_resource, api::cancel_deprovision, api::list_audit_events,
+        portal::list_portal_resources, portal::get_portal_resource, portal::list_members, portal::add_member,
+        portal::remove_member, portal::create_key, portal::list_keys, portal::revoke_key, portal::get_consumption,
+        portal::get_consumption_csv,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth, &StandardErrors),
     tags((name = "Control Center", description = "For company admins"), (name = "Me", description = "The caller's own API tokens (any role)"),
-         (name = "Operator", description = "For whoever runs the installation"))
+         (name = "Operator", description = "For whoever runs the installation"),
+         (name = "Portal", description = "For a resource's team (and the company's admins): members, runtime keys, consumption"))
 )]
 pub struct ApiDoc;
 

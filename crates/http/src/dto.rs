@@ -1,7 +1,7 @@
 //! The JSON shapes of `API.md`, built from domain values. Also the schemas of the OpenAPI
 //! document (request shapes are documented here and read field by field in [`crate::body`]).
 
-use genai_app::{ApiToken, AuditEvent, Company, LedgerTransaction, Specification, User};
+use genai_app::{ApiToken, AuditEvent, Company, LedgerTransaction, MonthUsage, Specification, User};
 use genai_core::calendar::format_instant;
 use genai_core::catalog::{Catalog, ResourceType};
 use genai_core::eligibility::Check;
@@ -118,21 +118,22 @@ pub struct ResourceDto {
 }
 
 impl ResourceDto {
-    /// Builds the view of a resource at `now`. Usage counts come from metering (the Runtime
-    /// API); until a resource is called they are zero.
-    pub fn new(r: &Resource, catalog: &Catalog, now: Instant) -> ResourceDto {
+    /// Builds the view of a resource at `now`, with `usage`, what metering counted in its
+    /// current bundle month (`App::month_usage`).
+    pub fn new(r: &Resource, catalog: &Catalog, now: Instant, usage: MonthUsage) -> ResourceDto {
         let plan = catalog.plan(r.resource_type, r.plan);
+        let used = usage;
         let usage = match r.resource_type {
             ResourceType::TextGeneration => UsageDto {
-                input_tokens: Some(0),
-                output_tokens: Some(0),
+                input_tokens: Some(used.input_tokens),
+                output_tokens: Some(used.output_tokens),
                 input_quota: Some(plan.and_then(|p| p.input_tokens).unwrap_or(0)),
                 output_quota: Some(plan.and_then(|p| p.output_tokens).unwrap_or(0)),
                 storage_bytes: None,
                 storage_quota_bytes: None,
             },
             ResourceType::EmbeddingsGeneration => UsageDto {
-                input_tokens: Some(0),
+                input_tokens: Some(used.input_tokens),
                 output_tokens: None,
                 input_quota: Some(plan.and_then(|p| p.input_tokens).unwrap_or(0)),
                 output_quota: None,

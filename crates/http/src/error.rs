@@ -50,7 +50,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::AlreadyDeprovisioned
         | ErrorCode::EmbeddingsInUse
         | ErrorCode::ScheduledChangeDue
-        | ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
+        | ErrorCode::IdempotencyConflict
+        | ErrorCode::LastMember => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::ValidationFailed | ErrorCode::PlanUnchanged | ErrorCode::PlanChangeNotSupported => {

@@ -1,4 +1,5 @@
-//! The HTTP surface: the Control Center and Operator REST APIs of `API.md`, the OpenAPI
+//! The HTTP surface: the Control Center and Operator REST APIs of `API.md`, the Portal API of
+//! `RUNTIME.md` §2 ([`portal`]), the OpenAPI
 //! document generated from these handlers, an API browser served from vendored assets, the
 //! server-rendered Control Center web UI ([`web`]), and the loop that serves them with timeouts
 //! and a connection limit ([`serve`]).
@@ -13,6 +14,7 @@ pub mod docs;
 pub mod dto;
 pub mod error;
 pub mod headers;
+pub mod portal;
 pub mod serve;
 pub mod web;
 
@@ -84,6 +86,14 @@ pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
         .route("/api/v1/resources/{id}/deprovision", post(deprovision_resource))
         .route("/api/v1/resources/{id}/cancel-deprovision", post(cancel_deprovision))
         .route("/api/v1/audit-events", get(list_audit_events))
+        .route("/api/v1/portal/resources", get(portal::list_portal_resources))
+        .route("/api/v1/portal/resources/{id}", get(portal::get_portal_resource))
+        .route("/api/v1/resources/{id}/members", get(portal::list_members).post(portal::add_member))
+        .route("/api/v1/resources/{id}/members/{user_id}", delete(portal::remove_member))
+        .route("/api/v1/resources/{id}/keys", get(portal::list_keys).post(portal::create_key))
+        .route("/api/v1/resources/{id}/keys/{key_id}", delete(portal::revoke_key))
+        .route("/api/v1/resources/{id}/consumption", get(portal::get_consumption))
+        .route("/api/v1/resources/{id}/consumption.csv", get(portal::get_consumption_csv))
         .merge(web::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

@@ -20,7 +20,7 @@ fn openapi_document_matches_the_snapshot() {
         "docs/openapi.json is out of date with the code; if the change is intended, run \
          UPDATE_SNAPSHOTS=1 cargo test -p genai-http --test openapi_snapshot"
     );
-    // Every path of API.md is documented.
+    // Every path of API.md and RUNTIME.md §2 is documented.
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
     for p in [
         "/api/v1/operator/companies",
@@ -45,6 +45,14 @@ fn openapi_document_matches_the_snapshot() {
         "/api/v1/resources/{id}/deprovision",
         "/api/v1/resources/{id}/cancel-deprovision",
         "/api/v1/audit-events",
+        // RUNTIME.md §2, the Portal API.
+        "/api/v1/portal/resources",
+        "/api/v1/resources/{id}/members",
+        "/api/v1/resources/{id}/members/{user_id}",
+        "/api/v1/resources/{id}/keys",
+        "/api/v1/resources/{id}/keys/{key_id}",
+        "/api/v1/resources/{id}/consumption",
+        "/api/v1/resources/{id}/consumption.csv",
     ] {
         assert!(doc["paths"][p].is_object(), "{p} is not documented");
     }

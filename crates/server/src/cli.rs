@@ -1,7 +1,8 @@
 //! The client half of the `genai` binary: commands that talk to a running server over its HTTP
 //! API (`/work/shared/API.md` is the contract), for company admins (`resources`, `tokens`,
-//! `audit`, `catalog`), for every user (`api-tokens`: their own API tokens) and for whoever runs
-//! the installation (`operator …`).
+//! `audit`, `catalog`), for every user (`api-tokens`: their own API tokens), for a resource's team
+//! (`keys`, `usage`, `members`: the Portal API) and for whoever runs the installation
+//! (`operator …`).
 //!
 //! Design:
 //! - The CLI is a plain HTTP client of the public API, never a second way into the store: what
@@ -22,11 +23,14 @@ mod audit;
 mod catalog;
 mod client;
 mod history;
+mod keys;
+mod members;
 mod models;
 mod operator;
 mod output;
 mod resources;
 mod tokens;
+mod usage;
 
 use client::{Api, CliError};
 use std::process::ExitCode;
@@ -60,6 +64,14 @@ pub enum ClientCommand {
     ApiTokens(api_tokens::ApiTokensCommand),
     /// The catalog of regions, environments, models and plans.
     Catalog(catalog::CatalogArgs),
+    /// A resource's runtime keys: list, create, revoke (its team members and company admins).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// A resource's consumption: this bundle month against the quota, and per day.
+    Usage(usage::UsageArgs),
+    /// A resource's team: list, add, remove members.
+    #[command(subcommand)]
+    Members(members::MembersCommand),
     /// Companies, token grants, users (and disabling them), API tokens and the clock (needs the
     /// operator token).
     #[command(subcommand)]
@@ -87,6 +99,9 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> Result<(), CliErr
         ClientCommand::Tokens(command) => tokens::run(&api(args, false)?, args.json, command).await,
         ClientCommand::Audit(command) => audit::run(&api(args, false)?, args.json, command).await,
         ClientCommand::ApiTokens(command) => api_tokens::run(&api(args, false)?, args.json, command).await,
+        ClientCommand::Keys(command) => keys::run(&api(args, false)?, args.json, command).await,
+        ClientCommand::Usage(command) => usage::run(&api(args, false)?, args.json, command).await,
+        ClientCommand::Members(command) => members::run(&api(args, false)?, args.json, command).await,
         ClientCommand::Catalog(command) => {
             if command.default {
                 // No server involved: the built-in catalog is compiled into this binary.

@@ -107,7 +107,14 @@ async fn run(settings: Settings) -> Result<(), String> {
         ),
         Some(_) => {}
     }
-    let app = Arc::new(App::new(store, catalog, clock, operator_token));
+    // Bound first so that the default public URL can name the port (`--listen …:0` picks one);
+    // nothing is served before the catch-up below has finished.
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| format!("--listen (GENAI_LISTEN): cannot listen on {}: {e}", settings.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let public_url = settings.public_url.clone().unwrap_or_else(|| crate::settings::public_url_of(addr));
+    let app = Arc::new(App::new(store, catalog, clock, operator_token).with_public_url(&public_url));
 
     // Catch up on whatever fell due while the server was down, before answering anything.
     let caught_up = app.apply_due_changes().await.map_err(|e| format!("applying due changes: {}", e.chain()))?;
@@ -132,14 +139,11 @@ async fn run(settings: Settings) -> Result<(), String> {
         genai_app::scheduler::spawn(app.clone());
     }
 
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
-        .await
-        .map_err(|e| format!("--listen (GENAI_LISTEN): cannot listen on {}: {e}", settings.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         database = %redact(&settings.database.url),
         clock = if manual { "manual" } else { "system" },
         now = %format_instant(app.now()),
+        public_url = %public_url,
         "listening on http://{addr}"
     );
     println!("GenAI Resources listening on http://{addr}");

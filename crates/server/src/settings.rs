@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// throttle) from its last hop [default: false]
     #[arg(long, env = "GENAI_TRUST_FORWARDED_FOR", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     trust_forwarded_for: Option<bool>,
+    /// The URL clients reach this server at (behind a proxy, its URL): configuration keys and
+    /// Portal links point there [default: http:// and the address it listens on]
+    #[arg(long, env = "GENAI_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
 }
 
 /// Options of `genai migrate`.
@@ -122,6 +126,7 @@ struct FileSettings {
     request_timeout: Option<u64>,
     max_connections: Option<usize>,
     trust_forwarded_for: Option<bool>,
+    public_url: Option<String>,
 }
 
 /// A secret setting: shown as `***` by `Debug`, so it never reaches a log by accident.
@@ -188,7 +193,10 @@ pub struct Settings {
     pub short_operator_token: bool,
     /// HTTP limits.
     pub http: HttpLimits,
-    // The runtime adds `providers: Option<PathBuf>` and `public_url: Option<String>` here.
+    /// The URL clients reach this server at, without a trailing `/` (`None`: `http://` and the
+    /// address it listens on, see [`public_url_of`]).
+    pub public_url: Option<String>,
+    // The runtime adds `providers: Option<PathBuf>` here.
 }
 
 /// Why the settings cannot be used: every problem found, each naming its setting.
@@ -292,6 +300,37 @@ fn seconds(
     Duration::from_secs(v)
 }
 
+/// Checks a public URL: `http://` or `https://`, a host, no query or fragment, no spaces.
+/// Answers it without a trailing `/`.
+fn parse_public_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed.strip_prefix("http://").or_else(|| trimmed.strip_prefix("https://"));
+    match rest {
+        None => Err("must start with http:// or https://".into()),
+        Some("") => Err("must name a host after the scheme".into()),
+        Some(_) if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            Err("must not contain spaces or control characters".into())
+        }
+        Some(_) if trimmed.contains(['?', '#']) => Err("must not have a query or a fragment".into()),
+        Some(_) => Ok(trimmed.to_string()),
+    }
+}
+
+/// The public URL when none is set: `http://` and the address the server listens on, with an
+/// unspecified address (`0.0.0.0`, `[::]`) replaced by the loopback one, which at least works
+/// on this machine.
+pub fn public_url_of(listening: std::net::SocketAddr) -> String {
+    let mut addr = listening;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        });
+    }
+    format!("http://{addr}")
+}
+
 fn listen_ok(listen: &str) -> bool {
     listen.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
@@ -381,6 +420,17 @@ impl Settings {
             trust_forwarded_for: args.trust_forwarded_for.or(file.trust_forwarded_for).unwrap_or(false),
         };
 
+        let public_url = match args.public_url.clone().or_else(|| file.public_url.clone()) {
+            None => None,
+            Some(url) => match parse_public_url(&url) {
+                Ok(url) => Some(url),
+                Err(why) => {
+                    problems.push(format!("{} {why}, not \"{url}\"", name("public-url", Some("GENAI_PUBLIC_URL"))));
+                    None
+                }
+            },
+        };
+
         if !problems.is_empty() {
             return Err(SettingsError(problems));
         }
@@ -395,6 +445,7 @@ impl Settings {
             operator_token: token.map(Secret),
             short_operator_token,
             http,
+            public_url,
         })
     }
 
@@ -544,6 +595,28 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("request_timout"), "an unknown key is named: {e}");
+    }
+
+    #[test]
+    fn the_public_url_is_checked_and_defaults_to_the_listen_address() {
+        let file = std::env::temp_dir().join(format!("genai-settings-url-{}.toml", std::process::id()));
+        std::fs::write(&file, "public_url = \"https://genai.example.com/\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let args = ServeArgs { config: Some(file.clone()), ..ServeArgs::default() };
+        let s = Settings::load(&args, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.public_url.as_deref(), Some("https://genai.example.com"), "from the file, without the /");
+        let flag = ServeArgs { public_url: Some("http://10.0.0.5:9000".into()), ..args.clone() };
+        assert_eq!(Settings::load(&flag, None).map(|s| s.public_url), Ok(Some("http://10.0.0.5:9000".into())));
+        for bad in ["genai.example.com", "ftp://x", "http://", "http://a b", "http://x/?q=1"] {
+            let e = Settings::load(&ServeArgs { public_url: Some(bad.into()), ..args.clone() }, None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("GENAI_PUBLIC_URL"), "{bad}: {e}");
+        }
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(public_url_of(at("127.0.0.1:8080")), "http://127.0.0.1:8080");
+        assert_eq!(public_url_of(at("0.0.0.0:80")), "http://127.0.0.1:80");
+        assert_eq!(public_url_of(at("[::]:8080")), "http://[::1]:8080");
     }
 
     #[test]

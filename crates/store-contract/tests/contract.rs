@@ -220,6 +220,18 @@ contract_suite!(
     concurrent_idempotent_grants_apply_once,
     concurrent_duplicate_names_one_wins,
     concurrent_schedulers_apply_each_due_change_once,
+    provisioning_makes_the_named_person_a_member,
+    members_join_and_leave_but_never_the_last,
+    concurrent_removals_never_empty_a_team,
+    a_deprovisioned_team_cannot_change,
+    keys_are_created_listed_found_and_revoked,
+    deprovisioning_revokes_every_key_at_once,
+    leases_grant_between_need_and_what_is_free,
+    expired_leases_stop_counting,
+    commits_move_held_to_used_exactly,
+    month_usage_is_read_in_batches_in_the_order_asked,
+    concurrent_leases_never_exceed_the_quota,
+    concurrent_acquisitions_never_grant_past_the_quota,
 );
 
 /// Plain SQL on the database under a store, to break rows the way a bug or a hand edit would:
@@ -244,6 +256,23 @@ impl Raw {
             Raw::Postgres(url) => {
                 let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
                 sqlx::query(sql).bind(arg).execute(&mut c).await.expect("raw statement");
+                let _ = c.close().await;
+            }
+        }
+    }
+
+    /// Runs a script of several statements.
+    async fn script(&self, sql: &str) {
+        use sqlx::Executor;
+        match self {
+            Raw::Sqlite(url) => {
+                let mut c = sqlx::SqliteConnection::connect(url).await.expect("connect");
+                c.execute(sqlx::raw_sql(sql)).await.expect("raw script");
+                let _ = c.close().await;
+            }
+            Raw::Postgres(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+                c.execute(sqlx::raw_sql(sql)).await.expect("raw script");
                 let _ = c.close().await;
             }
         }
@@ -276,6 +305,117 @@ mod broken_rows {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn postgres_sets_broken_due_changes_aside() {
         run_postgres_raw(super::cases::broken_due_changes_are_set_aside).await;
+    }
+}
+
+/// Migration 0004 turns the old `resource_members` rows (a name and an email, a user only
+/// sometimes) into team members who are users of the resource's company, on both backends: a
+/// database at version 3 with such rows is opened by this build.
+mod team_migration {
+    use super::{unique_suffix, with_scratch_postgres, Raw};
+    use genai_core::{ResourceId, UserId};
+    use genai_store::{Role, Store};
+    use std::sync::Arc;
+
+    /// The migration bookkeeping of a database at version 3 (`schema_migrations` as the
+    /// adapter creates it); the schema itself comes from the adapter's own migrations.
+    fn version_3_with_members(schema_migrations: &str) -> String {
+        let mut sql = format!("{schema_migrations};\n");
+        for (version, name, _) in genai_store_sqlite::migrations().iter().filter(|m| m.0 <= 3) {
+            sql.push_str(&format!("INSERT INTO schema_migrations (version, name) VALUES ({version}, '{name}');\n"));
+        }
+        sql
+    }
+
+    const ROWS: &str = "
+        INSERT INTO companies (id, name, price_list, accounts, enterprise_subscriptions, created_at)
+        VALUES ('cmp_a', 'A', 'FY21', 1, 1, 0), ('cmp_b', 'B', 'FY21', 1, 1, 0);
+        INSERT INTO users (id, company_id, name, email, role, password_hash, created_at)
+        VALUES ('usr_known', 'cmp_a', 'Known', 'known@example.com', 'member', NULL, 0),
+               ('usr_other', 'cmp_b', 'Other', 'other@example.com', 'company_admin', NULL, 0);
+        INSERT INTO resources (id, company_id, resource_type, display_name, name_key, environment, region,
+            cross_region_inference, model, plan, cloud_tokens, created_for_name, created_for_email, status,
+            created_at, pending_release, version)
+        VALUES ('res_01A', 'cmp_a', 'text_generation', 'One', 'one', 'test', 'eu-central-1', TRUE,
+                'claude-sonnet-4.6', 'small', 30, 'Known', 'known@example.com', 'active', 1000, 0, 0),
+               ('res_01B', 'cmp_a', 'text_generation', 'Two', 'two', 'test', 'eu-central-1', TRUE,
+                'claude-sonnet-4.6', 'small', 30, 'New Person', 'new@example.com', 'active', 2000, 0, 0),
+               ('res_01C', 'cmp_a', 'text_generation', 'Three', 'three', 'test', 'eu-central-1', TRUE,
+                'claude-sonnet-4.6', 'small', 30, 'New Again', 'new@example.com', 'active', 3000, 0, 0),
+               ('res_01D', 'cmp_a', 'text_generation', 'Four', 'four', 'test', 'eu-central-1', TRUE,
+                'claude-sonnet-4.6', 'small', 30, 'Other', 'other@example.com', 'active', 4000, 0, 0);
+        INSERT INTO resource_members (resource_id, email, name, user_id, invited, added_at)
+        VALUES ('res_01A', 'known@example.com', 'Known', 'usr_known', FALSE, 1000),
+               ('res_01B', 'new@example.com', 'New Person', NULL, TRUE, 2000),
+               ('res_01C', 'new@example.com', 'New Again', NULL, TRUE, 3000),
+               ('res_01D', 'other@example.com', 'Other', NULL, TRUE, 4000);
+    ";
+
+    /// A known user joins; a new email becomes one user (of the first row naming it) on both
+    /// teams; another company's login is dropped.
+    async fn check(store: Arc<dyn Store>) {
+        let team = |id: &str| {
+            let store = store.clone();
+            let id = ResourceId(id.into());
+            async move { store.members(&id).await.expect("members").into_iter().map(|m| m.user_id).collect::<Vec<_>>() }
+        };
+        assert_eq!(team("res_01A").await, [UserId("usr_known".into())]);
+        let created = UserId("usr_01B".into());
+        assert_eq!(team("res_01B").await, std::slice::from_ref(&created));
+        assert_eq!(team("res_01C").await, std::slice::from_ref(&created), "the same person, one user");
+        assert!(team("res_01D").await.is_empty(), "another company's login does not join");
+        let user = store.user(&created).await.expect("user").expect("created");
+        assert_eq!(
+            (user.name.as_str(), user.email.as_str(), user.role, user.company_id.as_str(), user.password_hash),
+            ("New Person", "new@example.com", Role::Member, "cmp_a", None)
+        );
+        assert_eq!(user.created_at.timestamp_millis(), 2000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_members_become_users() {
+        let path = std::env::temp_dir().join(format!("genai-contract-{}.db", unique_suffix()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let raw = Raw::Sqlite(url.clone());
+        let mut setup = version_3_with_members(
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+        );
+        for (_, _, sql) in genai_store_sqlite::migrations().iter().filter(|m| m.0 <= 3) {
+            setup.push_str(sql);
+            setup.push('\n');
+        }
+        setup.push_str(ROWS);
+        raw.script(&setup).await;
+        let store = genai_store_sqlite::open(&format!("sqlite://{}", path.display())).await.expect("open migrates");
+        let outcome = tokio::spawn(check(Arc::new(store))).await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        super::finish(outcome);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_members_become_users() {
+        with_scratch_postgres(|url| async move {
+            let mut setup = version_3_with_members(
+                "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            );
+            for (_, _, sql) in genai_store_postgres::migrations().iter().filter(|m| m.0 <= 3) {
+                setup.push_str(sql);
+                setup.push('\n');
+            }
+            setup.push_str(ROWS);
+            Raw::Postgres(url.clone()).script(&setup).await;
+            let store = genai_store_postgres::open(&url, genai_store_postgres::PgOptions::default())
+                .await
+                .expect("open migrates");
+            let store = Arc::new(store);
+            check(store.clone()).await;
+            store.backend().close().await;
+        })
+        .await;
     }
 }
 
@@ -512,7 +652,7 @@ mod fixtures {
     pub fn provision(r: &Resource) -> NewResource {
         let mut audit = audit(Some(&r.company_id), "resource.provisioned", r.created_at);
         audit.resource_id = Some(r.id.clone());
-        NewResource { resource: r.clone(), transaction_id: next_id("txn"), member_user_id: None, audit }
+        NewResource { resource: r.clone(), transaction_id: next_id("txn"), member: None, audit }
     }
 
     /// Provisions `r` without guard or idempotency key.
@@ -570,9 +710,14 @@ mod fixtures {
     }
 }
 
+/// The runtime's cases (teams, keys, usage, leases), in a file of their own.
+#[path = "contract/runtime.rs"]
+mod runtime_cases;
+
 /// The cases: each gets a store of its own with an empty, migrated database.
 mod cases {
     use super::fixtures::*;
+    pub use super::runtime_cases::*;
     use genai_core::catalog::{PlanSize, ResourceType};
     use genai_core::ledger::{Balance, TransactionKind};
     use genai_core::resource::{Resource, Status};

@@ -27,8 +27,11 @@ mod access;
 mod audit;
 mod companies;
 mod conn;
+mod keys;
 mod resources;
 mod rows;
+mod team;
+mod usage;
 
 pub use conn::{bind, with_retries, Arg, Attempt, Backend, Conn, Decoder, Fail, RowRead, Transaction};
 pub use rows::{millis, ResourceRow};

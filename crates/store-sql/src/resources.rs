@@ -54,8 +54,11 @@ const INSERT_RESOURCE: &str = concat!(
     resource_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
 );
-const INSERT_MEMBER: &str = "INSERT INTO resource_members (resource_id, email, name, user_id, invited, added_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+/// When a deprovisioning takes effect, every key of the resource is revoked in the same
+/// transaction, and so are the companion keys made for it (a knowledge base's keys on its
+/// embeddings resource) (SPEC §5).
+const REVOKE_ALL_KEYS: &str = "UPDATE runtime_keys SET revoked_at = $2 \
+     WHERE (resource_id = $1 OR companion_of = $1) AND revoked_at IS NULL";
 const BUMP_GUARD: &str = "UPDATE resources SET version = version + 1 WHERE id = $1 AND version = $2";
 /// Completed with the backend's row lock.
 const PENDING_AT_VERSION: &str = "SELECT pending_release AS n FROM resources WHERE id = $1 AND version = $2";
@@ -245,6 +248,9 @@ async fn write_change<B: Backend>(tx: &mut B::Tx, w: &ResourceWrite) -> Attempt<
         return Err(StoreError::Stale.into());
     }
     insert_audit(tx, &w.audit).await?;
+    if let Some(at) = next.deprovisioned_at.filter(|_| !next.is_live()) {
+        tx.execute(REVOKE_ALL_KEYS, args![&row.id, millis(at)]).await?;
+    }
     let pending_delta = row.pending_release.checked_sub(old_pending).ok_or_else(|| {
         StoreError::Inconsistent(format!("the pending release of resource {} cannot be computed", row.id))
     })?;
@@ -338,16 +344,9 @@ impl<B: Backend> SqlStore<B> {
             row.version,
         ];
         tx.execute(INSERT_RESOURCE, args).await?;
-        let member = new.member_user_id.as_ref().map(|u| u.as_str());
-        let args = args![
-            r.id.as_str(),
-            r.created_for.email.as_str(),
-            r.created_for.name.as_str(),
-            member,
-            member.is_none(),
-            millis(r.created_at)
-        ];
-        tx.execute(INSERT_MEMBER, args).await?;
+        if let Some(member) = &new.member {
+            crate::team::insert_member(&mut tx, &r.id, member, r.created_at).await?;
+        }
         insert_audit(&mut tx, &new.audit).await?;
         let allocation = Movement { kind: TransactionKind::Allocate, tokens: r.cloud_tokens, at: r.created_at };
         move_tokens(&mut tx, &r.company_id, &r.id, &allocation, 0, &new.transaction_id).await?;
@@ -389,6 +388,7 @@ impl<B: Backend> SqlStore<B> {
                 (Ok(()), Ok(_)) => {
                     tx.execute("RELEASE SAVEPOINT due_change", args![]).await?;
                     batch.applied += 1;
+                    batch.changed.push(ResourceId(due.id));
                     continue;
                 }
                 (Err(Fail::Retry(e)), _) => return Err(Fail::Retry(e)),

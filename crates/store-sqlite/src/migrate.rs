@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "sessions", include_str!("../migrations/0002_sessions.sql")),
     (3, "access_and_housekeeping", include_str!("../migrations/0003_access_and_housekeeping.sql")),
+    (4, "runtime", include_str!("../migrations/0004_runtime.sql")),
 ];
 
 fn backend(e: sqlx::Error) -> StoreError {

@@ -155,6 +155,21 @@ impl HistoryPage {
 
 /// The whole storage port, as the application holds it (`Arc<dyn Store>`). Implemented for
 /// every type that implements the concern traits.
-pub trait Store: CompanyStore + ResourceStore + AccessStore + AuditStore + Send + Sync + 'static {}
+pub trait Store:
+    CompanyStore + ResourceStore + AccessStore + AuditStore + TeamStore + KeyStore + UsageStore + Send + Sync + 'static
+{
+}
 
-impl<T> Store for T where T: CompanyStore + ResourceStore + AccessStore + AuditStore + Send + Sync + 'static {}
+impl<T> Store for T where
+    T: CompanyStore
+        + ResourceStore
+        + AccessStore
+        + AuditStore
+        + TeamStore
+        + KeyStore
+        + UsageStore
+        + Send
+        + Sync
+        + 'static
+{
+}

@@ -2,11 +2,11 @@
 //! that moves tokens must write the resource, the company's counters and the ledger row in one
 //! transaction.
 
-use crate::{AuditEvent, HistoryPage, StoreError, StoreResult};
+use crate::{AuditEvent, HistoryPage, NewMember, StoreError, StoreResult};
 use async_trait::async_trait;
 use genai_core::ledger::{Balance, TransactionKind};
 use genai_core::resource::{Change, Resource};
-use genai_core::{CloudTokens, CompanyId, Instant, ResourceId, UserId};
+use genai_core::{CloudTokens, CompanyId, Instant, ResourceId};
 
 /// One ledger transaction (double entry: `tokens` move from `debit_account` to `credit_account`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +86,11 @@ pub struct NewResource {
     pub resource: Resource,
     /// The allocate transaction's id.
     pub transaction_id: String,
-    /// The resource's team member it is created for: an existing user of the company, if any.
-    pub member_user_id: Option<UserId>,
+    /// The first member of the resource's team, the person it is created for: an existing user
+    /// of the company, or a new one (role `member`) created in the same transaction
+    /// (`Duplicate("email")` when that email was registered meanwhile); `None` when the email
+    /// belongs to another company's user (the team then starts empty).
+    pub member: Option<NewMember>,
     /// The audit event.
     pub audit: AuditEvent,
 }
@@ -142,6 +145,9 @@ pub struct SetAside {
 pub struct DueBatch {
     /// Changes written.
     pub applied: usize,
+    /// The resources those changes were written to (deprovisioned ones have had their keys
+    /// revoked in the same transaction), for whoever caches them.
+    pub changed: Vec<ResourceId>,
     /// Changes that failed and were set aside.
     pub set_aside: Vec<SetAside>,
 }

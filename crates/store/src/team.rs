@@ -8,6 +8,7 @@
 
 use crate::{AuditEvent, StoreResult, User};
 use async_trait::async_trait;
+use genai_core::resource::Resource;
 use genai_core::{Instant, ResourceId, UserId};
 
 /// A member of a resource's team, as the Portal lists it.
@@ -53,6 +54,7 @@ pub trait TeamStore: Send + Sync {
     async fn members(&self, resource: &ResourceId) -> StoreResult<Vec<Member>>;
     /// Adds a member (creating the user first when asked) with its audit event. Answers the
     /// member and whether it was added now (`false`: already a member; nothing written).
+    /// `NotFound` when the resource is deprovisioned (checked under the resource's row lock).
     async fn add_member(
         &self,
         resource: &ResourceId,
@@ -60,10 +62,12 @@ pub trait TeamStore: Send + Sync {
         at: Instant,
         audit: &AuditEvent,
     ) -> StoreResult<(Member, bool)>;
-    /// Removes a member unless they are the last one, with its audit event when removed.
+    /// Removes a member unless they are the last one, with its audit event when removed. Team
+    /// changes of one resource are serialized on its row (a lock on PostgreSQL), so the count
+    /// that decides "last" is always the committed one.
     async fn remove_member(&self, resource: &ResourceId, user: &UserId, audit: &AuditEvent) -> StoreResult<Removal>;
     /// The resources whose team a user is on (live and deprovisioned), in id order.
-    async fn member_resources(&self, user: &UserId) -> StoreResult<Vec<ResourceId>>;
+    async fn member_resources(&self, user: &UserId) -> StoreResult<Vec<Resource>>;
     /// Whether a user is on a resource's team.
     async fn is_member(&self, resource: &ResourceId, user: &UserId) -> StoreResult<bool>;
 }

@@ -15,16 +15,8 @@
 
 use crate::StoreResult;
 use async_trait::async_trait;
+pub use genai_core::quota::Tokens;
 use genai_core::{Instant, ResourceId};
-
-/// Input and output token amounts (output is 0 for embeddings).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tokens {
-    /// Input (prompt) tokens.
-    pub input: i64,
-    /// Output (completion) tokens.
-    pub output: i64,
-}
 
 /// One resource's usage on one UTC day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,18 +117,29 @@ pub struct UsageBatch {
     pub usage: Vec<UsageDelta>,
     /// Changes of this holder's leases.
     pub leases: Vec<LeaseDelta>,
-    /// Renew every lease of this holder to this expiry (wall clock ms), if set.
+    /// Renew every lease of this holder that has not expired at `now_ms` to this expiry (wall
+    /// clock ms), if set. A lease that has expired stays expired: its unused part may already
+    /// have been granted to another holder, so bringing it back could go over the quota; the
+    /// holder must acquire again.
     pub renew_until_ms: Option<i64>,
-    /// Keys used, with the instant (`last_used_at`, written at most once a minute per key).
+    /// Now (wall clock ms), for the renewal's condition.
+    pub now_ms: i64,
+    /// Keys used, with the instant (`last_used_at`; a use older than the one recorded is
+    /// ignored). The caller writes each key at most once a minute.
     pub key_uses: Vec<(String, Instant)>,
 }
 
 /// The metering port.
 #[async_trait]
 pub trait UsageStore: Send + Sync {
-    /// Leases more quota to a holder, atomically against every other holder.
+    /// Leases more quota to a holder, atomically against every other holder (on PostgreSQL the
+    /// month's `usage_months` row is locked while the pool is counted). A lease of this holder
+    /// that has expired counts as empty (it is replaced, not added to). The grant per kind is
+    /// `max(need, min(want, free))`, and nothing when `need` exceeds what is free of any kind.
     async fn acquire_lease(&self, request: &LeaseRequest) -> StoreResult<LeaseOutcome>;
     /// Writes one group commit (usage, lease changes, renewals, key uses), all or nothing.
+    /// Usage is added to the counters unconditionally (never under-counted); a lease's `held`
+    /// never goes below zero; a lease or key that no longer exists is skipped.
     async fn commit_usage(&self, batch: &UsageBatch) -> StoreResult<()>;
     /// Usage of resources in the given bundle months (missing ones: zero), in the order asked.
     async fn month_usage(&self, months: &[(ResourceId, Instant)]) -> StoreResult<Vec<MonthUsage>>;
