@@ -13,6 +13,7 @@ pub mod body;
 pub mod docs;
 pub mod dto;
 pub mod error;
+pub mod gateway;
 pub mod headers;
 pub mod portal;
 pub mod serve;
@@ -54,12 +55,25 @@ async fn method_not_allowed(req: Request) -> Response {
     }
 }
 
-/// The router of every HTTP endpoint; requests that take longer than `request_timeout` are
-/// answered 503 (see [`serve`]).
+/// The router of every HTTP endpoint but the Runtime API; requests that take longer than
+/// `request_timeout` are answered 503 (see [`serve`]).
 pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
+    router_with_runtime(app, None, request_timeout)
+}
+
+/// The router of every HTTP endpoint, with the Runtime API ([`gateway`]) when a runtime is
+/// given. Requests that take longer than `request_timeout` are answered 503 (see [`serve`]),
+/// except Runtime API calls, which the provider's own timeout bounds.
+pub fn router_with_runtime(
+    app: Arc<App>,
+    runtime: Option<genai_runtime::Runtime>,
+    request_timeout: Duration,
+) -> Router {
     use api::*;
     let state = AppState { app };
+    let gateway = runtime.map(gateway::routes::<AppState>).unwrap_or_default();
     Router::new()
+        .merge(gateway)
         .route("/healthz", get(get_health))
         .route("/api/openapi.json", get(docs::openapi_json))
         .route("/api/docs", get(docs::api_browser))
