@@ -555,3 +555,60 @@ async fn three_instances_share_one_quota_and_see_revocations_within_two_seconds(
     drop(servers);
     drop_db(&name);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quotas_follow_the_plan_the_bundle_month_and_deprovisioning() {
+    let up = FakeUpstream::spawn().await.unwrap();
+    let dir = support::temp_dir("rt");
+    let mut args = serve_files(&up, &dir);
+    args.extend(["--manual-clock".to_string(), "2026-01-01T00:00:00Z".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let db = format!("sqlite://{}/genai.db", dir.display());
+    let srv = TestServer::start_on(&db, dir.clone(), &args);
+    let (_, admin) = srv.company(500).await;
+    let rid = provision(&srv, &admin, text("Small", "small")).await;
+    let (_, secret) = new_key(&srv, &admin, &rid).await;
+    let c = reqwest::Client::new();
+    let base = srv.base.as_str();
+    for _ in 0..6 {
+        assert_eq!(chat(&c, base, &secret, words("go", 16)).await.0, 200);
+    }
+    let auth = bearer(&secret);
+    let (s, h, t) = raw(&c, format!("{base}/v1/chat/completions"), (auth.0, &auth.1), Some(words("go", 16))).await;
+    assert_eq!(s, 429, "{t}");
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(retry, 31 * 24 * 3600, "seconds to the bundle month's end");
+    let e: Value = serde_json::from_str(&t).unwrap();
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("100") && message.contains("2026-02-01T00:00:00"), "names quota and refill: {message}");
+    // Without max_tokens the call reserves what remains (4) and the upstream is told so; then
+    // no output is left at all.
+    let bare = json!({"model": MODEL, "messages": [{"role": "user", "content": "go"}]});
+    let (s, a) = chat(&c, base, &secret, bare.clone()).await;
+    assert_eq!((s, a["usage"]["completion_tokens"].as_i64()), (200, Some(4)), "{a}");
+    let (s, a) = chat(&c, base, &secret, bare).await;
+    assert_eq!((s, a["error"]["code"].as_str()), (429, Some("quota_exceeded")), "{a}");
+
+    // An upgrade raises the quota at once (4,000 output tokens on medium).
+    let (s, b) = srv.call("POST", &format!("/api/v1/resources/{rid}/plan"), Some(json!({"plan": "medium"})), Some(&admin)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(chat(&c, base, &secret, words("go", 16)).await.0, 200);
+    // Without max_tokens the reservation is min(4096, what remains) and the upstream is told so.
+    let (s, a) = chat(&c, base, &secret, json!({"model": MODEL, "messages": [{"role": "user", "content": "go"}]})).await;
+    assert_eq!((s, a["usage"]["completion_tokens"].as_i64()), (200, Some(16)), "{a}");
+    assert_eq!(used(&srv, &admin, &rid).await, (9, 132, 9));
+
+    // A new bundle month starts from zero.
+    srv.set_clock("2026-02-01T00:00:01Z").await;
+    assert_eq!(used(&srv, &admin, &rid).await, (0, 0, 0));
+    assert_eq!(chat(&c, base, &secret, words("go", 16)).await.0, 200);
+    assert_eq!(used(&srv, &admin, &rid).await, (1, 16, 1));
+
+    // A scheduled deprovisioning: served until it takes effect, refused from that instant.
+    let (s, b) = srv.call("POST", &format!("/api/v1/resources/{rid}/deprovision"), None, Some(&admin)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(chat(&c, base, &secret, words("go", 16)).await.0, 200);
+    srv.set_clock("2026-03-01T00:00:01Z").await;
+    let (s, a) = chat(&c, base, &secret, words("go", 16)).await;
+    assert_eq!((s, a["error"]["type"].as_str()), (401, Some("authentication_error")), "{a}");
+}
