@@ -295,6 +295,7 @@ pub(crate) async fn reserve(inner: &Inner, caller: &Caller, demand: Demand) -> R
             expires_at_ms: now_ms + LEASE_MS,
             now_ms,
         };
+        inner.metrics.lease_acquired();
         let outcome = inner.store.acquire_lease(&request).await.map_err(|e| {
             tracing::warn!(error = %genai_store::error_chain(&e), "leasing quota failed");
             RuntimeError::Unavailable(e.to_string())

@@ -19,6 +19,7 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
     upstream_errors: Mutex<BTreeMap<(String, String), u64>>,
     quota_refusals: AtomicU64,
+    lease_acquisitions: AtomicU64,
     commits: AtomicU64,
     committed_calls: AtomicU64,
     commit_micros: AtomicU64,
@@ -62,6 +63,16 @@ impl Metrics {
     /// A call was refused for its quota.
     pub fn quota_refused(&self) {
         self.quota_refusals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A lease was asked of the database (a call its meter's local balance did not cover).
+    pub fn lease_acquired(&self) {
+        self.lease_acquisitions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lease requests so far.
+    pub fn lease_acquisitions(&self) -> u64 {
+        self.lease_acquisitions.load(Ordering::Relaxed)
     }
 
     /// A group commit of `calls` calls took `took`.
@@ -121,6 +132,11 @@ impl Metrics {
         }
         let counters = [
             ("genai_runtime_quota_refusals_total", "Calls refused with 429 quota_exceeded.", &self.quota_refusals),
+            (
+                "genai_runtime_lease_acquisitions_total",
+                "Quota leases asked of the database (calls the local balance did not cover).",
+                &self.lease_acquisitions,
+            ),
             ("genai_runtime_usage_commits_total", "Group commits of usage.", &self.commits),
             ("genai_runtime_usage_committed_calls_total", "Calls whose usage was committed.", &self.committed_calls),
         ];

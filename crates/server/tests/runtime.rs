@@ -590,11 +590,13 @@ async fn quotas_follow_the_plan_the_bundle_month_and_deprovisioning() {
     assert_eq!((s, a["error"]["code"].as_str()), (429, Some("quota_exceeded")), "{a}");
 
     // An upgrade raises the quota at once (4,000 output tokens on medium).
-    let (s, b) = srv.call("POST", &format!("/api/v1/resources/{rid}/plan"), Some(json!({"plan": "medium"})), Some(&admin)).await;
+    let (s, b) =
+        srv.call("POST", &format!("/api/v1/resources/{rid}/plan"), Some(json!({"plan": "medium"})), Some(&admin)).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(chat(&c, base, &secret, words("go", 16)).await.0, 200);
     // Without max_tokens the reservation is min(4096, what remains) and the upstream is told so.
-    let (s, a) = chat(&c, base, &secret, json!({"model": MODEL, "messages": [{"role": "user", "content": "go"}]})).await;
+    let (s, a) =
+        chat(&c, base, &secret, json!({"model": MODEL, "messages": [{"role": "user", "content": "go"}]})).await;
     assert_eq!((s, a["usage"]["completion_tokens"].as_i64()), (200, Some(16)), "{a}");
     assert_eq!(used(&srv, &admin, &rid).await, (9, 132, 9));
 
