@@ -38,7 +38,9 @@ pub struct AppState {
 /// No route matches: the API's envelope under `/api/`, a page elsewhere.
 async fn not_found(req: Request) -> Response {
     let path = req.uri().path();
-    if path.starts_with("/api/") {
+    if gateway::is_runtime_path(path) {
+        gateway::no_route(req.method().as_str(), path, 404)
+    } else if path.starts_with("/api/") {
         error::ApiError::no_route(req.method().as_str(), path).into_response()
     } else {
         web::not_found_page()
@@ -48,7 +50,9 @@ async fn not_found(req: Request) -> Response {
 /// The route exists but not with this method.
 async fn method_not_allowed(req: Request) -> Response {
     let path = req.uri().path();
-    if path.starts_with("/api/") {
+    if gateway::is_runtime_path(path) {
+        gateway::no_route(req.method().as_str(), path, 405)
+    } else if path.starts_with("/api/") {
         error::ApiError::method_not_allowed(req.method().as_str(), path).into_response()
     } else {
         web::method_not_allowed_page()

@@ -116,13 +116,19 @@ impl KeyCache {
             RuntimeError::Unavailable(e.to_string())
         })?;
         let previous = self.cached(public_id);
-        let touched = previous.map_or_else(|| Arc::new(AtomicI64::new(0)), |p| Arc::clone(&p.touched_ms));
+        let touched = previous.as_ref().map_or_else(|| Arc::new(AtomicI64::new(0)), |p| Arc::clone(&p.touched_ms));
+        // A revocation is final: one heard through an event while this read was under way
+        // (the read may predate the revoking commit) must not be undone by it.
+        let was_revoked = previous.is_some_and(|p| p.revoked.load(Ordering::Acquire));
         let Some(entry) = found.and_then(|(key, resource)| KeyEntry::new(key, resource, touched)) else {
             if let Ok(mut map) = self.entries.write() {
                 map.remove(public_id);
             }
             return Ok(None);
         };
+        if was_revoked {
+            entry.revoked.store(true, Ordering::Release);
+        }
         let entry = Arc::new(entry);
         if let Ok(mut map) = self.entries.write() {
             map.insert(public_id.to_owned(), Arc::clone(&entry));

@@ -336,6 +336,14 @@ async fn both_wire_formats_are_served_translated_and_metered() {
     let (s, a) = chat(&c, base, &admin, words("x", 1)).await;
     assert_eq!((s, a["error"]["type"].as_str()), (401, Some("authentication_error")), "a user token is no key: {a}");
 
+    let (s, _, t) = raw(&c, format!("{base}/v1/nothing"), (auth.0, &auth.1), None).await;
+    assert_eq!((s, serde_json::from_str::<Value>(&t).unwrap()["error"]["code"].clone()), (404, json!("not_found")));
+    let (s, _, t) = raw(&c, format!("{base}/v1/chat/completions"), (auth.0, &auth.1), None).await;
+    assert_eq!(
+        (s, serde_json::from_str::<Value>(&t).unwrap()["error"]["type"].clone()),
+        (405, json!("invalid_request_error"))
+    );
+
     // A failing upstream: 502, nothing charged.
     up.set_mode(Mode::new("fail", 0.0));
     let (s, a) = chat(&c, base, &secret, words("a b", 2)).await;

@@ -215,6 +215,16 @@ pub(crate) fn upstream_error(rt: &Runtime, e: ProviderError) -> GwError {
     GwError::from(RuntimeError::Provider(e))
 }
 
+/// An unknown Runtime API route (404) or method (405), in the path's error format.
+pub fn no_route(method: &str, path: &str, status: u16) -> Response {
+    let (code, message) = match status {
+        405 => ("method_not_allowed", format!("{method} is not allowed on {path}")),
+        _ => ("not_found", format!("there is no Runtime API route {method} {path}")),
+    };
+    let shape = if path.starts_with("/v1/") { Shape::OpenAi } else { Shape::Envelope };
+    GwError::new(status, code, message).render(shape, None)
+}
+
 /// What a route serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Serves {
