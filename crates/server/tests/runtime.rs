@@ -622,3 +622,20 @@ async fn quotas_follow_the_plan_the_bundle_month_and_deprovisioning() {
     let (s, a) = chat(&c, base, &secret, words("go", 16)).await;
     assert_eq!((s, a["error"]["type"].as_str()), (401, Some("authentication_error")), "{a}");
 }
+
+#[test]
+fn a_bad_providers_file_stops_the_start_naming_the_line() {
+    let dir = support::temp_dir("rt-bad");
+    let providers = dir.join("providers.toml");
+    std::fs::write(&providers, "[providers.x]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\n[models.\"no-such-model\"]\nprovider = \"x\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_genai"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &format!("sqlite://{}/g.db", dir.display())])
+        .arg("--providers")
+        .arg(&providers)
+        .env("GENAI_OPERATOR_TOKEN", "op-0123456789abcdef0123456789abcdef")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--providers") && err.contains("line 5") && err.contains("no-such-model"), "{err}");
+}
