@@ -234,3 +234,13 @@ async fn two_engines_on_one_database_share_the_quota_and_an_upgrade_raises_it_at
     other.settle(r, Tokens::new(1, quarter)).await.unwrap();
     other.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_the_server_makes_itself_are_metered_on_the_resource() {
+    let f = fixture().await;
+    let caller = genai_runtime::Caller::internal(f.resource.clone());
+    let r = f.runtime.reserve(&caller, Demand { input: 40, max_output: None, produces_output: false }).await.unwrap();
+    assert_eq!(r.amount(), Tokens::new(40, 0));
+    f.runtime.settle(r, Tokens::new(12, 0)).await.unwrap();
+    assert_eq!(f.month_used().await, (12, 0, 1));
+}

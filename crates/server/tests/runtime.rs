@@ -639,3 +639,22 @@ fn a_bad_providers_file_stops_the_start_naming_the_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--providers") && err.contains("line 5") && err.contains("no-such-model"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_gone_before_any_output_is_charged_nothing() {
+    let up = FakeUpstream::spawn().await.unwrap();
+    let srv = start(&up, None);
+    let (_, admin) = srv.company(500).await;
+    let rid = provision(&srv, &admin, text("Bot", "large")).await;
+    let (_, secret) = new_key(&srv, &admin, &rid).await;
+    up.set_mode(Mode::new("slow", 1.0));
+    for stream in [false, true] {
+        let mut body = words("one two", 4);
+        body["stream"] = json!(stream);
+        let c = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+        let res = c.post(format!("{}/v1/chat/completions", srv.base)).bearer_auth(&secret).json(&body).send().await;
+        assert!(res.is_err() || res.unwrap().bytes().await.is_err(), "the client gave up first");
+    }
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(used(&srv, &admin, &rid).await, (0, 0, 0));
+}
