@@ -244,3 +244,12 @@ async fn calls_the_server_makes_itself_are_metered_on_the_resource() {
     f.runtime.settle(r, Tokens::new(12, 0)).await.unwrap();
     assert_eq!(f.month_used().await, (12, 0, 1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_beyond_the_reservation_is_recorded_anyway() {
+    let f = fixture().await;
+    let caller = f.runtime.authenticate(Some(&f.secret)).await.unwrap();
+    let r = f.runtime.reserve(&caller, demand(10, 5)).await.unwrap();
+    f.runtime.settle(r, Tokens::new(20, 9)).await.unwrap();
+    assert_eq!(f.month_used().await, (20, 9, 1), "never under-counted");
+}

@@ -278,6 +278,9 @@ async fn both_wire_formats_are_served_translated_and_metered() {
     assert_eq!((me["type"].as_str(), me["model"].as_str()), (Some("TEXT_GENERATION"), Some(MODEL)));
     assert_eq!(me["modelName"], "Anthropic Claude Sonnet 4.6");
 
+    let (_, keys) = srv.call("GET", &format!("/api/v1/resources/{rid}/keys"), None, Some(&admin)).await;
+    assert!(keys["keys"][0]["last_used_at"].is_string(), "the key's first use is recorded: {keys}");
+
     // Every call above, exactly: 5+2+2+3+2+3 input, 3+2+4+4+3+4 output, 6 calls.
     assert_eq!(used(&srv, &admin, &rid).await, (17, 20, 6));
 
