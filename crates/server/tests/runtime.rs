@@ -661,3 +661,21 @@ async fn a_client_gone_before_any_output_is_charged_nothing() {
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(used(&srv, &admin, &rid).await, (0, 0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_no_provider_serves_answers_503_naming_it() {
+    let srv = TestServer::start(&[]);
+    let (_, admin) = srv.company(500).await;
+    let rid = provision(&srv, &admin, text("Bot", "small")).await;
+    let (_, secret) = new_key(&srv, &admin, &rid).await;
+    let c = reqwest::Client::new();
+    let (s, a) = chat(&c, &srv.base, &secret, words("hi", 2)).await;
+    assert_eq!((s, a["error"]["code"].as_str()), (503, Some("model_not_served")), "{a}");
+    let m = a["error"]["message"].as_str().unwrap();
+    assert!(m.contains(MODEL) && m.contains("--providers"), "{m}");
+    let conv = json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]});
+    let (s, _, t) =
+        raw(&c, format!("{}/runtime/v1/resources/{rid}/converse", srv.base), ("x-api-key", &secret), Some(conv)).await;
+    assert_eq!(s, 503, "{t}");
+    assert_eq!(used(&srv, &admin, &rid).await, (0, 0, 0));
+}
