@@ -84,13 +84,17 @@ storage_bytes = 10485760
 
 /// `--catalog` and `--providers` files routing both models to `up`.
 fn serve_files(up: &FakeUpstream, dir: &Path) -> Vec<String> {
+    serve_files_with_timeout(up, dir, 5)
+}
+
+fn serve_files_with_timeout(up: &FakeUpstream, dir: &Path, timeout_seconds: u64) -> Vec<String> {
     let catalog = dir.join("catalog.toml");
     let providers = dir.join("providers.toml");
     std::fs::write(&catalog, CATALOG).unwrap();
     std::fs::write(
         &providers,
         format!(
-            "[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\ntimeout_seconds = 5\n\n\
+            "[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\ntimeout_seconds = {timeout_seconds}\n\n\
              [models.\"{MODEL}\"]\nprovider = \"fake\"\nupstream_model = \"fake-chat\"\n\n\
              [models.\"{EMBED}\"]\nprovider = \"fake\"\nupstream_model = \"fake-embed\"\n",
             up.base_url()
@@ -677,5 +681,26 @@ async fn a_model_no_provider_serves_answers_503_naming_it() {
     let (s, _, t) =
         raw(&c, format!("{}/runtime/v1/resources/{rid}/converse", srv.base), ("x-api-key", &secret), Some(conv)).await;
     assert_eq!(s, 503, "{t}");
+    assert_eq!(used(&srv, &admin, &rid).await, (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_that_times_out_answers_504_and_is_charged_nothing() {
+    let up = FakeUpstream::spawn().await.unwrap();
+    let dir = support::temp_dir("rt");
+    let args = serve_files_with_timeout(&up, &dir, 1);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let srv = TestServer::start_on(&format!("sqlite://{}/genai.db", dir.display()), dir.clone(), &args);
+    let (_, admin) = srv.company(500).await;
+    let rid = provision(&srv, &admin, text("Bot", "large")).await;
+    let (_, secret) = new_key(&srv, &admin, &rid).await;
+    up.set_mode(Mode::new("slow", 2.5));
+    let c = reqwest::Client::new();
+    let (s, a) = chat(&c, &srv.base, &secret, words("a b", 2)).await;
+    assert_eq!(
+        (s, a["error"]["code"].as_str(), a["error"]["type"].as_str()),
+        (504, Some("upstream_timeout"), Some("server_error")),
+        "{a}"
+    );
     assert_eq!(used(&srv, &admin, &rid).await, (0, 0, 0));
 }
