@@ -253,3 +253,28 @@ async fn usage_beyond_the_reservation_is_recorded_anyway() {
     f.runtime.settle(r, Tokens::new(20, 9)).await.unwrap();
     assert_eq!(f.month_used().await, (20, 9, 1), "never under-counted");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_default_reservation_is_not_capped_by_a_stale_view_of_the_pool() {
+    let f = fixture().await;
+    let other = Runtime::start(
+        f.app.clone(),
+        f.store.clone(),
+        genai_providers::Router::new(),
+        KeyCache::new(),
+        Config::default(),
+    );
+    let a = f.runtime.authenticate(Some(&f.secret)).await.unwrap();
+    let b = other.authenticate(Some(&f.secret)).await.unwrap();
+    let q = f.quota();
+    let default = Demand { input: 1, max_output: None, produces_output: true };
+    let big = other.reserve(&b, demand(1, q.output - 100)).await.unwrap();
+    let small = f.runtime.reserve(&a, default).await.unwrap();
+    assert_eq!(small.amount().output, 100, "only 100 output tokens were free");
+    f.runtime.settle(small, Tokens::ZERO).await.unwrap();
+    drop(big); // The other instance's call failed; its balance goes back to the pool when idle.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let r = f.runtime.reserve(&a, default).await.unwrap();
+    assert_eq!(r.amount().output, 4096, "the default reservation again, not the stale 100");
+    other.shutdown().await;
+}
