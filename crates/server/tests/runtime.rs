@@ -469,6 +469,14 @@ async fn sigkill_under_load_loses_no_answered_usage() {
         });
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let figure = |name: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(0.0)
+    };
+    let (commits, calls) =
+        (figure("genai_runtime_usage_commits_total "), figure("genai_runtime_usage_committed_calls_total "));
+    assert!(commits >= 1.0 && calls >= commits, "{metrics}");
+    eprintln!("group commit: {calls} calls in {commits} commits ({:.1} a commit)", calls / commits);
     let (db, dir) = srv.kill();
     stop.store(true, Ordering::Relaxed);
     while tasks.join_next().await.is_some() {}
