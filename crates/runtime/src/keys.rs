@@ -7,8 +7,9 @@
 //!   unknown for [`Config::negative_ttl`](crate::Config) (at most [`NEGATIVE_MAX`] of them), so
 //!   garbage keys do not cost a query each.
 //! - Every tick (1 s) the entries used in the last [`Config::key_idle`](crate::Config) are
-//!   re-read from the database in one batched read (`KeyStore::runtime_keys`), so a revocation, plan change or deprovisioning made on another
-//!   instance is seen within about 2 s; entries idle longer are dropped.
+//!   re-read from the database in one batched read (`KeyStore::runtime_keys`), so a
+//!   revocation, plan change or deprovisioning made on another instance is seen within about
+//!   2 s; entries idle longer are dropped.
 //! - This instance's changes arrive at once through [`RuntimeEvents`]: a revoked key is refused
 //!   from that moment, a changed resource is re-read by the next call that uses it.
 
