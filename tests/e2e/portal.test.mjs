@@ -171,9 +171,13 @@ describe('GenAI Portal', () => {
       page.getByLabel('Period').selectOption({ label: '12 Feb 2026 – 12 Mar 2026' }),
     ]);
     await page.locator('#chart-input').waitFor();
-    assert.equal(await page.locator('#days tbody tr').count(), usage.previous.length);
-    assert.equal(await page.locator('#chart-input rect.bar').count(), usage.previous.length);
-    assert.equal(Number(await page.locator('#chart-input').getAttribute('data-total')), sum(usage.previous, 'input'));
+    // Days are UTC days: 12 Mar, the day the bundle months change (at 08:00), belongs to both.
+    const previousShown = [...usage.previous, usage.current[0]];
+    assert.equal(await page.locator('#days tbody tr').count(), previousShown.length);
+    assert.equal(await page.locator('#chart-input rect.bar').count(), previousShown.length);
+    assert.equal(Number(await page.locator('#chart-input').getAttribute('data-total')), sum(previousShown, 'input'));
+    // The running total restarts on 12 Mar: two lines.
+    assert.equal(await page.locator('#chart-input polyline.running').count(), 2);
     // The figures of the current month do not change with the period.
     assert.equal(Number(await page.locator('#used-input').getAttribute('data-used')), inUsed);
     assert.equal(await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href'),
@@ -235,6 +239,7 @@ describe('GenAI Portal', () => {
     const error = page.locator('#team-error');
     await error.waitFor();
     assert.match(norm(await error.innerText()), /only member of this resource's team/);
+    assert.ok(norm(await error.innerText()).startsWith(company.member.email.toLowerCase()), 'the email is written as it is');
     assert.equal(await members.count(), 1);
     await screenshot(page, 'portal-team-last-member');
     assertPageClean(page);

@@ -111,8 +111,8 @@ pub fn compact(n: i64) -> String {
         a if a >= 1_000 => (n as f64 / 1e3, "k"),
         _ => return n.to_string(),
     };
-    let s = format!("{v:.1}");
-    let s = s.strip_suffix(".0").unwrap_or(&s);
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
     format!("{s}{unit}")
 }
 
@@ -139,6 +139,15 @@ fn nice_ceiling(v: i64) -> i64 {
             None => return i64::MAX,
         };
     }
+}
+
+/// Whether a step reads well: 1, 2, 2.5 or 5 times a power of ten.
+fn is_round(step: i64) -> bool {
+    let mut s = step;
+    while s >= 100 && s % 10 == 0 {
+        s /= 10;
+    }
+    matches!(s, 1 | 2 | 5 | 10 | 20 | 25 | 50)
 }
 
 fn num(v: f64) -> String {
@@ -222,9 +231,11 @@ pub fn chart(id: &'static str, title: &'static str, unit: &str, days: &[ChartDay
         lines.push(current.join(" "));
     }
 
-    let y_ticks = (0..=4)
+    // Four or five steps of a round size (2.5M: 500k each; 2M: 500k; 1k: 200).
+    let steps = if top_value % 5 == 0 && is_round(top_value / 5) { 5 } else { 4 };
+    let y_ticks = (0..=steps)
         .map(|k| {
-            let v = top_value / 4 * k;
+            let v = top_value / steps * k;
             Tick { pos: num(y_of(v)), label: compact(v) }
         })
         .collect();
@@ -283,6 +294,7 @@ mod tests {
         assert_eq!(compact(500_000), "500k");
         assert_eq!(compact(950), "950");
         assert_eq!(compact(1_000_000), "1M");
+        assert_eq!(compact(1_250_000), "1.25M");
     }
 
     #[test]
@@ -303,7 +315,14 @@ mod tests {
         assert_eq!(c.bars.len(), 3);
         assert_eq!(c.total, 35);
         // The axis reaches the limit; the limit line is drawn at its height.
-        assert_eq!(c.y_ticks.last().map(|t| t.label.as_str()), Some("1k"));
+        let labels: Vec<&str> = c.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0", "200", "400", "600", "800", "1k"]);
+        let c = chart("input", "Input tokens", "tokens", &days, Some(2_500_000));
+        let labels: Vec<&str> = c.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0", "500k", "1M", "1.5M", "2M", "2.5M"]);
+        let c = chart("input", "Input tokens", "tokens", &days, Some(1_250_000));
+        let labels: Vec<&str> = c.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0", "500k", "1M", "1.5M", "2M"]);
         assert!(c.limit.is_some());
         assert!(c.bars[1].title.contains("30 so far"), "{}", c.bars[1].title);
     }

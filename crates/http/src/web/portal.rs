@@ -261,8 +261,10 @@ pub struct KeyRow {
     pub description: String,
     /// Created.
     pub created: String,
-    /// By whom.
+    /// By whom (name).
     pub created_by: String,
+    /// By whom (email; empty when they are no longer known here).
+    pub created_by_email: String,
     /// Last used.
     pub last_used: String,
     /// Revoked when (empty: active).
@@ -845,7 +847,14 @@ async fn remove_member(
         Ok(()) if user == who.user.id && !who.is_admin() => see_other("/portal"),
         Ok(()) => see_other(&format!("/portal/resources/{}/team?done=removed", r.id)),
         Err(e @ AppError::Domain(_)) => {
-            let msg = Some(sentence(&e.to_string()));
+            let msg = Some(match &e {
+                // Starts with an email, which a sentence would capitalise.
+                AppError::Domain(DomainError::LastMember(email)) => format!(
+                    "{email} is the only member of this resource's team, and a team is never left empty: add \
+                     someone else before removing them."
+                ),
+                other => sentence(&other.to_string()),
+            });
             let status = crate::error::status_of(e.code());
             render_team(&state, &who, &r, status, None, (String::new(), String::new(), HashMap::new(), msg)).await
         }
@@ -858,14 +867,15 @@ async fn remove_member(
 async fn keys_view(state: &AppState, who: &WebUser, r: &Resource) -> Result<KeysView, AppError> {
     let keys = state.app.keys(&who.actor, &r.id).await?;
     let members = state.app.members(&who.actor, &r.id).await?;
-    let mut names: HashMap<String, String> =
-        members.into_iter().map(|m| (m.user_id.to_string(), format!("{} <{}>", m.name, m.email))).collect();
-    names.insert(who.user.id.to_string(), format!("{} <{}>", who.user.name, who.user.email));
+    let mut names: HashMap<String, (String, String)> =
+        members.into_iter().map(|m| (m.user_id.to_string(), (m.name, m.email))).collect();
+    names.insert(who.user.id.to_string(), (who.user.name.clone(), who.user.email.clone()));
     let row = |k: &RuntimeKey| KeyRow {
         id: k.id.clone(),
         description: k.description.clone(),
         created: when(k.created_at),
-        created_by: names.get(k.created_by.as_str()).cloned().unwrap_or_else(|| k.created_by.to_string()),
+        created_by: names.get(k.created_by.as_str()).map_or_else(|| k.created_by.to_string(), |n| n.0.clone()),
+        created_by_email: names.get(k.created_by.as_str()).map(|n| n.1.clone()).unwrap_or_default(),
         last_used: k.last_used_at.map_or_else(|| "never".to_string(), when),
         revoked: k.revoked_at.map(when).unwrap_or_default(),
         companion_of: k.companion_of.as_ref().map(|c| c.to_string()),
