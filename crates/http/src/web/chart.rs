@@ -24,7 +24,7 @@ const WIDTH: f64 = 420.0;
 /// Height of the drawing.
 const HEIGHT: f64 = 210.0;
 const LEFT: f64 = 46.0;
-const RIGHT: f64 = 10.0;
+const RIGHT: f64 = 22.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 24.0;
 
