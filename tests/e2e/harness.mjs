@@ -449,6 +449,11 @@ export async function openRowMenu(page, name) {
   const details = page.locator('details.row-menu').filter({ has: summary });
   if ((await details.getAttribute('open')) === null) await summary.click();
   await eventually(async () => assert.notEqual(await details.getAttribute('open'), null, 'the row menu opened'));
+  // With JavaScript the menu stays invisible until app.js has placed it (on the toggle event,
+  // a moment after `open`): wait for that, so that reading its items never races the placing.
+  await eventually(async () => assert.ok(
+    await details.locator('.menu').evaluate((m) => !document.documentElement.classList.contains('js') || m.hasAttribute('data-placed')),
+    'the row menu was placed'));
   return details;
 }
 

@@ -196,6 +196,11 @@ describe('GenAI Portal', () => {
     const weekTitles = await page.locator('#chart-input rect.bar title').allTextContents();
     assert.ok(weekTitles.some((t) => t.startsWith('20 Mar 2026') && t.includes(`${inUsed.toLocaleString('en-US')} so far`)), weekTitles.join('\n'));
     await screenshot(page, 'portal-consumption-week');
+    // A narrow window: the charts stack, nothing scrolls sideways.
+    await page.setViewportSize({ width: 800, height: 850 });
+    await assertNoSidewaysScroll(page, 'Consumption at 800 px');
+    await screenshot(page, 'portal-consumption-narrow');
+    await page.setViewportSize({ width: 1366, height: 850 });
     assertPageClean(page);
     await page.close();
   });
