@@ -140,6 +140,7 @@ describe('GenAI Portal', () => {
       assert.ok((await chart.locator('polyline.running').count()) >= 1, `${id}: the running total`);
     }
     assert.equal(Number(await page.locator('#chart-input').getAttribute('data-total')), inUsed);
+    assert.equal(await page.locator('.empty-note').count(), 0);
     assert.match(await page.locator('#chart-input line.limit').evaluate((l) => getComputedStyle(l).strokeDasharray), /\d/);
     assert.equal(norm(await page.locator('#chart-input .limit-label').textContent()), 'limit 2.5M');
     // The bar of 20 Mar says its day and the running total.
@@ -201,6 +202,16 @@ describe('GenAI Portal', () => {
     await assertNoSidewaysScroll(page, 'Consumption at 800 px');
     await screenshot(page, 'portal-consumption-narrow');
     await page.setViewportSize({ width: 1366, height: 850 });
+
+    // An embeddings resource without usage: input tokens and API calls only, and an empty state.
+    await page.goto(`${server.base}/portal/resources/${embeddings.id}`);
+    assert.deepEqual(await page.locator('figure.chart').evaluateAll((fs) => fs.map((f) => f.id)), ['chart-input', 'chart-calls']);
+    assert.equal(await page.locator('#used-output').count(), 0);
+    assert.equal(Number(await page.locator('#used-input').getAttribute('data-quota')), 5_000_000);
+    assert.equal(await page.locator('rect.bar').count(), 0);
+    assert.equal(await page.locator('#chart-input .empty-note').textContent(), 'No usage in this period');
+    assert.match(norm(await page.locator('#no-usage').innerText()), /No usage in this bundle month/);
+    await screenshot(page, 'portal-consumption-empty');
     assertPageClean(page);
     await page.close();
   });
@@ -263,6 +274,8 @@ describe('GenAI Portal', () => {
     await ask.getByRole('button', { name: 'Create Key' }).click();
     await settle(page);
     await page.locator('#error-description').waitFor();
+    assert.match(norm(await page.locator('#error-description').innerText()), /description/i);
+    await screenshot(page, 'portal-key-new', { fullPage: false });
     await ask.getByLabel('Description').fill('chatbot <prod>');
     const [answer] = await Promise.all([
       page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith(`/portal/resources/${text.id}/keys`)),

@@ -101,6 +101,8 @@ pub struct Chart {
     pub x_ticks: Vec<Tick>,
     /// The period's total.
     pub total: i64,
+    /// Where the "no usage" note goes (the plot's centre), when the period has none.
+    pub empty_at: Option<(String, String)>,
 }
 
 /// 2_500_000 → "2.5M"; 500_000 → "500k"; 950 → "950".
@@ -277,6 +279,7 @@ pub fn chart(id: &'static str, title: &'static str, unit: &str, days: &[ChartDay
         y_ticks,
         x_ticks,
         total,
+        empty_at: (total == 0).then(|| (num(LEFT + plot_w / 2.0), num(TOP + plot_h / 2.0))),
     }
 }
 
