@@ -38,6 +38,7 @@ describe('GenAI Portal', () => {
   let embeddings;
   let kb;
   let usage;
+  let other; // a resource whose team the member is not on
 
   before(async () => {
     server = await startServer();
@@ -89,7 +90,7 @@ describe('GenAI Portal', () => {
     await page.getByRole('link', { name: 'Go to the GenAI Portal' }).click();
     await page.waitForURL((url) => url.pathname === '/portal');
     // A member of another resource's team only: someone else's resource does not exist for them.
-    const other = await provisionViaApi(server, company, { name: 'Not Theirs' });
+    other = await provisionViaApi(server, company, { name: 'Not Theirs' });
     const res = await page.goto(`${server.base}/portal/resources/${other.id}`);
     assert.equal(res.status(), 404);
     assertPageClean(page);
@@ -344,6 +345,31 @@ describe('GenAI Portal', () => {
     const s = norm(await page.locator('#settings').innerText());
     for (const part of [text.id, 'Claude', 'small', 'eu-central-1']) assert.ok(s.includes(part), `${part} in ${s}`);
     await screenshot(page, 'portal-settings');
+    assertPageClean(page);
+    await page.close();
+  });
+
+  it('shows a deprovisioned resource read-only (last: it moves the clock past the deprovisioning)', async () => {
+    await api(server, 'POST', `/api/v1/resources/${other.id}/deprovision`, { token: company.admin.token, expect: 200 });
+    // It was provisioned on 20 Mar at 10:00, so its first bundle month ends on 20 Apr at 10:00.
+    await advanceClock(server, '2026-04-20T11:00:00Z');
+    const page = await browser.newPage();
+    await login(page, server, company.admin);
+    await page.goto(`${server.base}/portal`);
+    assert.ok(!norm(await page.locator('#portal-resources').innerText()).includes('Not Theirs'), 'the list shows live resources');
+    const res = await page.goto(`${server.base}/portal/resources/${other.id}`);
+    assert.equal(res.status(), 200);
+    assert.match(norm(await page.locator('.resource-sub').innerText()), /DEPROVISIONED/);
+    assert.equal(await page.locator('#refill').count(), 0, 'no refill for a deprovisioned resource');
+    assert.match(norm(await page.locator('#month-heading').innerText()), /^Its last bundle month 20 Mar 2026 – 20 Apr 2026/);
+    await screenshot(page, 'portal-deprovisioned');
+    await page.getByRole('link', { name: 'Keys', exact: true }).click();
+    await page.waitForURL((url) => url.pathname.endsWith('/keys'));
+    assert.equal(await page.getByRole('link', { name: 'Create Key' }).count(), 0);
+    await page.getByRole('link', { name: 'Team', exact: true }).click();
+    await page.waitForURL((url) => url.pathname.endsWith('/team'));
+    assert.equal(await page.getByRole('button', { name: 'Add member' }).count(), 0);
+    await page.getByText('its team is kept for history').waitFor();
     assertPageClean(page);
     await page.close();
   });

@@ -198,6 +198,8 @@ pub struct DayRow {
 
 /// The Consumption tab.
 pub struct ConsumptionView {
+    /// "This bundle month", or "Its last bundle month" for a deprovisioned resource.
+    pub month_heading: &'static str,
     /// The current bundle month, for people.
     pub bundle_month: String,
     /// When the quota refills.
@@ -489,6 +491,15 @@ fn month_label(start: genai_core::Instant, end: genai_core::Instant) -> String {
     format!("{} – {}", format_day(start), format_day(end))
 }
 
+/// The current bundle month's name: a deprovisioned resource's is its last.
+fn this_month(r: &Resource) -> &'static str {
+    if r.is_live() {
+        "This bundle month"
+    } else {
+        "Its last bundle month"
+    }
+}
+
 /// The period choices of a resource now, and the one chosen (unknown values: the default).
 fn periods(r: &Resource, now: genai_core::Instant, asked: Option<&str>) -> Option<(Vec<PeriodOption>, Period)> {
     let current = r.bundle_month(now)?;
@@ -500,7 +511,7 @@ fn periods(r: &Resource, now: genai_core::Instant, asked: Option<&str>) -> Optio
     let today = quota::day_of(now.min(current.end - chrono::Duration::milliseconds(1)));
     let mut options = vec![
         ("7d".to_string(), "Last 7 days".to_string()),
-        ("month".to_string(), format!("This bundle month ({})", month_label(current.start, current.end))),
+        ("month".to_string(), format!("{} ({})", this_month(r), month_label(current.start, current.end))),
     ];
     for n in 1..=PREVIOUS_MONTHS.min(current.index) {
         let k = current.index - n;
@@ -524,7 +535,7 @@ fn periods(r: &Resource, now: genai_core::Instant, asked: Option<&str>) -> Optio
     } else {
         let shown = quota::DayRange::of_bundle_month(current.start, current.end);
         Period {
-            label: format!("this bundle month ({})", month_label(current.start, current.end)),
+            label: format!("{} ({})", this_month(r).to_lowercase(), month_label(current.start, current.end)),
             shown,
             read_from: shown.from,
         }
@@ -608,6 +619,7 @@ fn consumption_view(
         })
         .collect();
     ConsumptionView {
+        month_heading: this_month(r),
         bundle_month: month_label(c.bundle_month.start, c.bundle_month.end),
         refills: if r.is_live() { when(c.bundle_month.end) } else { String::new() },
         used,
