@@ -326,6 +326,39 @@ describe('GenAI Portal', () => {
     await page.close();
   });
 
+  it('creates a key and switches periods without JavaScript', async () => {
+    const plain = await launchBrowser({ javaScriptEnabled: false });
+    try {
+      const page = await plain.newPage();
+      await login(page, server, company.member, { expectPath: '/portal' });
+      await page.goto(`${server.base}/portal/resources/${embeddings.id}/keys`);
+      await page.getByRole('link', { name: 'Create Key' }).click();
+      await page.waitForURL((url) => url.pathname.endsWith('/keys/new'));
+      const ask = page.getByRole('dialog', { name: 'Create Key' });
+      await ask.getByLabel('Description').fill('batch embeddings');
+      await ask.getByRole('button', { name: 'Create Key' }).click();
+      const shown = page.getByRole('dialog', { name: /Key created/ });
+      await shown.waitFor();
+      const secret = await shown.getByLabel(/^Secret/).inputValue();
+      assert.match(secret, /^gr_/);
+      await screenshot(page, 'portal-key-created-without-javascript', { fullPage: false });
+      await shown.getByRole('link', { name: 'Done' }).click();
+      await page.waitForURL((url) => url.pathname.endsWith('/keys'));
+      assert.ok(!(await page.content()).includes(secret));
+      await page.locator('#keys-table tbody tr').filter({ hasText: 'batch embeddings' }).waitFor();
+      // The period: chosen, then "Show".
+      await page.goto(`${server.base}/portal/resources/${text.id}`);
+      await page.getByLabel('Period').selectOption({ label: 'Last 7 days' });
+      await page.getByRole('button', { name: 'Show', exact: true }).click();
+      await page.waitForURL((url) => url.searchParams.get('period') === '7d');
+      await page.locator('#chart-input').waitFor();
+      assertPageClean(page);
+      await page.close();
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('shows settings with the linked embeddings resource and knowledge bases', async () => {
     const page = await browser.newPage();
     await login(page, server, company.member, { expectPath: '/portal' });
