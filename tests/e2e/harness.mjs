@@ -44,9 +44,10 @@ function secret(prefix) {
 
 /**
  * Starts `genai serve` on 127.0.0.1:0 with a fresh SQLite database and waits for the line
- * "GenAI Resources listening on http://…". Returns { base, operatorToken, stop(), logTail() }.
+ * "GenAI Resources listening on http://…" (`args`: more arguments of `serve`, e.g. `--providers FILE`).
+ * Returns { base, operatorToken, dbPath, stop(), logTail() }.
  */
-export async function startServer({ manualClock = T0, timeoutMs = 60_000 } = {}) {
+export async function startServer({ manualClock = T0, timeoutMs = 60_000, args: extraArgs = [] } = {}) {
   const bin = serverBinary();
   if (!existsSync(bin)) {
     throw new Error(`the server binary ${bin} does not exist: run \`cargo build --release -p genai-server\` or set GENAI_BIN`);
@@ -55,6 +56,7 @@ export async function startServer({ manualClock = T0, timeoutMs = 60_000 } = {})
   const operatorToken = secret('op-');
   const args = ['serve', '--listen', '127.0.0.1:0', '--database', `sqlite://${tmp}/db.sqlite`];
   if (manualClock) args.push('--manual-clock', manualClock);
+  args.push(...extraArgs);
   const proc = spawn(bin, args, {
     env: { ...process.env, GENAI_OPERATOR_TOKEN: operatorToken, GENAI_LOG: process.env.GENAI_LOG || 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -151,6 +151,8 @@ pub struct UsedLine {
     pub percent: i64,
     /// The meter's value (0–100).
     pub meter: i64,
+    /// The percentage for people: "<1%" when something was used but not a whole percent.
+    pub percent_text: String,
 }
 
 impl UsedLine {
@@ -168,6 +170,7 @@ impl UsedLine {
             quota_text: quota.map(thousands).unwrap_or_default(),
             percent,
             meter: percent.clamp(0, 100),
+            percent_text: if percent == 0 && used > 0 { "<1%".into() } else { format!("{percent}%") },
         }
     }
 }
