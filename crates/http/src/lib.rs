@@ -74,6 +74,10 @@ pub fn router_with_runtime(
     request_timeout: Duration,
 ) -> Router {
     use api::*;
+    if let Some(rt) = &runtime {
+        // Knowledge bases embed through the engine (uploads, searches by text).
+        app.set_kb_embedder(Arc::new(gateway::kb_embedder::RuntimeEmbedder::new(rt.clone())));
+    }
     let state = AppState { app };
     let gateway = runtime.map(gateway::routes::<AppState>).unwrap_or_default();
     Router::new()

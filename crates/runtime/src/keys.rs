@@ -69,6 +69,25 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller that is the server itself acting for `resource` (a knowledge base's uploads and
+    /// searches by text embedding through its linked embeddings resource): metered like any
+    /// call of that resource, and no key's `last_used_at` is ever written for it.
+    pub fn internal(resource: Resource) -> Caller {
+        Caller {
+            entry: Arc::new(KeyEntry {
+                key_id: String::new(),
+                public_id: String::new(),
+                hash: [0u8; 32],
+                resource: Arc::new(resource),
+                revoked: AtomicBool::new(false),
+                stale: AtomicBool::new(false),
+                last_used_ms: AtomicI64::new(wall_ms()),
+                // Never due: `touch_due` compares the time since this with the interval.
+                touched_ms: Arc::new(AtomicI64::new(i64::MAX)),
+            }),
+        }
+    }
+
     /// The key's id (`key_…`).
     pub fn key_id(&self) -> &str {
         &self.entry.key_id

@@ -21,6 +21,7 @@
 //! `GET /metrics` answers the engine's counters in Prometheus's text format.
 
 pub mod bedrock;
+pub mod kb_embedder;
 pub mod openai;
 mod stream;
 

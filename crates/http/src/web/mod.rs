@@ -19,6 +19,7 @@
 //! own two cookies by name, and that crate would bring the `time` crate into the build.
 
 pub mod chart;
+pub mod content;
 pub mod history;
 pub mod portal;
 pub mod tokens;

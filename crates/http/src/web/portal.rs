@@ -59,6 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/resources/{id}/keys/new", get(new_key))
         .route("/portal/resources/{id}/keys/{key_id}/revoke", get(revoke_confirm).post(revoke_key))
         .route("/portal/resources/{id}/settings", get(settings_tab))
+        .merge(super::content::routes())
 }
 
 // ---- views ----------------------------------------------------------------------------------
@@ -113,6 +114,9 @@ impl ResourceHead {
         let mut tabs = Vec::new();
         if r.resource_type != ResourceType::KnowledgeBase {
             tabs.push(("consumption", "Consumption"));
+        }
+        if r.resource_type == ResourceType::KnowledgeBase {
+            tabs.push(("content", "Content"));
         }
         tabs.extend([("team", "Team"), ("keys", "Keys"), ("settings", "Settings")]);
         ResourceHead {
@@ -320,6 +324,8 @@ pub struct PortalPage {
     pub settings: Vec<(String, String)>,
     /// Linked resources.
     pub linked: Vec<Linked>,
+    /// Content (knowledge bases).
+    pub content: Option<super::content::ContentView>,
     /// A dialog open on the page (the no-JavaScript form of the key dialogs), rendered by askama.
     pub dialog: Option<String>,
 }
@@ -376,7 +382,7 @@ pub struct ConfirmDialog {
 
 // ---- helpers --------------------------------------------------------------------------------
 
-fn is_htmx(headers: &HeaderMap) -> bool {
+pub(super) fn is_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
 }
 
@@ -393,7 +399,7 @@ fn flash(q: &Fields) -> Option<String> {
     )
 }
 
-async fn resource_or_page(state: &AppState, who: &WebUser, id: &str) -> Result<Resource, Response> {
+pub(super) async fn resource_or_page(state: &AppState, who: &WebUser, id: &str) -> Result<Resource, Response> {
     match state.app.portal_resource(&who.actor, &ResourceId(id.to_string())).await {
         Ok(r) => Ok(r),
         Err(e) => Err(error_page(&chrome(state, who, "GenAI Portal", "portal", None).await, e)),
@@ -402,7 +408,7 @@ async fn resource_or_page(state: &AppState, who: &WebUser, id: &str) -> Result<R
 
 /// Renders a tab of a resource's page.
 #[allow(clippy::too_many_arguments)]
-async fn page(
+pub(super) async fn page(
     state: &AppState,
     who: &WebUser,
     r: &Resource,
@@ -423,6 +429,7 @@ async fn page(
         keys: None,
         settings: Vec::new(),
         linked: Vec::new(),
+        content: None,
         dialog: None,
     };
     fill(&mut p);
@@ -464,7 +471,7 @@ async fn first_tab(
         Err(p) => return p,
     };
     if r.resource_type == ResourceType::KnowledgeBase {
-        render_settings(&state, &who, &r).await
+        super::content::render(&state, &who, &r, StatusCode::OK, None, Default::default()).await
     } else {
         render_consumption(&state, &who, &r, &q).await
     }
