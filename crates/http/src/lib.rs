@@ -14,6 +14,7 @@ pub mod docs;
 pub mod dto;
 pub mod error;
 pub mod headers;
+pub mod knowledge;
 pub mod portal;
 pub mod serve;
 pub mod web;
@@ -94,6 +95,7 @@ pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
         .route("/api/v1/resources/{id}/keys/{key_id}", delete(portal::revoke_key))
         .route("/api/v1/resources/{id}/consumption", get(portal::get_consumption))
         .route("/api/v1/resources/{id}/consumption.csv", get(portal::get_consumption_csv))
+        .merge(knowledge::routes())
         .merge(web::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
