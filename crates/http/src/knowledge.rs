@@ -500,6 +500,88 @@ pub mod multipart {
     }
 }
 
+/// The runtime engine as the knowledge bases' [`Embedder`](genai_app::knowledge::Embedder):
+/// a search by text or an upload embeds through the linked embeddings resource's model and is
+/// metered on that resource exactly as a Runtime API `invoke` of it would be (reserved first,
+/// refused with 429 `quota_exceeded` when its quota is spent, settled with the usage the
+/// upstream reported, durable before the answer).
+pub struct RuntimeEmbedder {
+    runtime: genai_runtime::Runtime,
+}
+
+impl RuntimeEmbedder {
+    /// An embedder over the engine.
+    pub fn new(runtime: genai_runtime::Runtime) -> RuntimeEmbedder {
+        RuntimeEmbedder { runtime }
+    }
+}
+
+fn embed_error(e: genai_runtime::RuntimeError) -> genai_app::knowledge::EmbedError {
+    if let genai_runtime::RuntimeError::Unavailable(cause) = &e {
+        tracing::warn!(cause = %cause, "a knowledge base's embedding call could not be served");
+    }
+    genai_app::knowledge::EmbedError {
+        status: e.status(),
+        code: e.code().to_string(),
+        message: e.to_string(),
+        retry_after_secs: e.retry_after(),
+    }
+}
+
+#[async_trait::async_trait]
+impl genai_app::knowledge::Embedder for RuntimeEmbedder {
+    async fn embed(
+        &self,
+        embeddings: &Resource,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, genai_app::knowledge::EmbedError> {
+        use genai_runtime::{Caller, Demand, RuntimeError};
+        use genai_wire::openai::{EmbeddingInput, EmbeddingsRequest, EncodingFormat};
+        let rt = &self.runtime;
+        if !genai_runtime::serves_at(embeddings, rt.app().now()) {
+            return Err(genai_app::knowledge::EmbedError {
+                status: 409,
+                code: "already_deprovisioned".into(),
+                message: format!("the linked embeddings resource {} is deprovisioned", embeddings.id),
+                retry_after_secs: None,
+            });
+        }
+        let model = embeddings.model.clone().ok_or_else(|| genai_app::knowledge::EmbedError {
+            status: 500,
+            code: "internal".into(),
+            message: format!("the embeddings resource {} has no model", embeddings.id),
+            retry_after_secs: None,
+        })?;
+        let caller = Caller::internal(embeddings.clone());
+        let route = rt.route(&model).map_err(|e| embed_error(RuntimeError::from(e)))?.clone();
+        let request = EmbeddingsRequest {
+            model,
+            input: EmbeddingInput::Texts(texts.to_vec()),
+            encoding_format: Some(EncodingFormat::Float),
+            dimensions: None,
+            extra: Default::default(),
+        };
+        let bound = genai_wire::estimate::embeddings(&request);
+        let reservation = rt
+            .reserve(&caller, Demand { input: bound, max_output: None, produces_output: false })
+            .await
+            .map_err(embed_error)?;
+        // A failed upstream call drops the reservation: nothing is charged.
+        let answer = route.embed(request).await.map_err(|e| embed_error(RuntimeError::Provider(e)))?;
+        let input_tokens = answer.input_tokens().unwrap_or(bound);
+        let out = genai_wire::translate::embeddings_to_cohere(answer.response, String::new(), texts.to_vec()).map_err(
+            |e| genai_app::knowledge::EmbedError {
+                status: 502,
+                code: "upstream_failed".into(),
+                message: format!("the embeddings model answered something unusable: {}", e.0),
+                retry_after_secs: None,
+            },
+        )?;
+        rt.settle(reservation, genai_core::quota::Tokens::new(input_tokens, 0)).await.map_err(embed_error)?;
+        Ok(out.embeddings.into_iter().map(|v| v.into_iter().map(|x| x as f32).collect()).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
