@@ -201,7 +201,7 @@ describe('GenAI Portal, Content tab of a knowledge base', () => {
     await upload(page, join(FIXTURES, 'handbook.pdf'), { collection: 'handbook' });
     const spent = page.locator('#upload-error');
     await spent.waitFor();
-    assert.match(norm(await spent.innerText()), /Nothing was stored: the linked embeddings resource could not embed the text\. Docs Embeddings/);
+    assert.match(norm(await spent.innerText()), /Nothing was stored: the linked embeddings resource Docs Embeddings \(res_\w+\) could not embed the text\. The prompt/);
     assert.match(norm(await spent.innerText()), /quota/i);
     await screenshot(page, 'portal-content-quota-spent');
     upstream.state.tokensPerCall = 10;

@@ -39,7 +39,7 @@ use crate::auth::Actor;
 use crate::{App, AppError};
 use async_trait::async_trait;
 use genai_core::catalog::ResourceType;
-use genai_core::resource::Resource;
+use genai_core::resource::{Resource, Scheduled};
 use genai_core::ResourceId;
 use genai_knowledge::chunking::{chunk_text, MAX_CHUNK_CHARS};
 use genai_knowledge::extract::{extract_text, DocumentKind, ExtractError};
@@ -94,6 +94,12 @@ pub trait Embedder: Send + Sync {
 /// Why a knowledge-base use case did not complete. Nothing was stored in any case.
 #[derive(Debug, thiserror::Error)]
 pub enum KbError {
+    /// No key, or a malformed, unknown or revoked one, or a deprovisioned resource's (401).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The key belongs to another resource (403 `wrong_resource`).
+    #[error("this key belongs to another resource; use a key of resource {0}")]
+    WrongResource(ResourceId),
     /// A field of the request is wrong (400 `validation_failed`; `fields()` names each).
     #[error("{0}")]
     Validation(ValidationErrors),
@@ -269,14 +275,48 @@ impl App {
         Ok(self.store.storage(&r.id).await?)
     }
 
-    fn live_kb(kb: &Resource) -> Result<(), KbError> {
+    /// Whether a resource serves calls at `now`: not deprovisioned, and no deprovisioning due
+    /// (the scheduler may not have written it yet; RUNTIME.md §5: refused from that instant).
+    fn serves_at(r: &Resource, now: genai_core::Instant) -> bool {
+        r.is_live()
+            && r.deprovisioned_at.is_none()
+            && !matches!(r.scheduled, Some(Scheduled::Deprovision { effective_at }) if effective_at <= now)
+    }
+
+    fn live_kb(&self, kb: &Resource) -> Result<(), KbError> {
         if kb.resource_type != ResourceType::KnowledgeBase {
             return Err(KbError::WrongResourceType(kb.id.clone()));
         }
-        if !kb.is_live() {
+        if !Self::serves_at(kb, self.now()) {
             return Err(KbError::Deprovisioned(kb.id.clone()));
         }
         Ok(())
+    }
+
+    /// Authenticates a Runtime API call of the knowledge-base routes: `secret` (`x-api-key`)
+    /// must be a live key of the knowledge base `path_id`. Read from the database on every
+    /// call, so a revocation or deprovisioning made on any instance is refused at once.
+    pub async fn kb_caller(&self, secret: Option<&str>, path_id: &str) -> Result<Resource, KbError> {
+        use subtle::ConstantTimeEq;
+        const UNKNOWN: &str = "missing, unknown or revoked key: send a runtime key of this knowledge base in x-api-key";
+        let secret = secret.map(str::trim).filter(|s| !s.is_empty()).ok_or(KbError::Unauthenticated(UNKNOWN))?;
+        let parsed = genai_core::keys::KeySecret::parse(secret).ok_or(KbError::Unauthenticated(UNKNOWN))?;
+        let (key, resource) =
+            self.store.runtime_key(parsed.public_id()).await?.ok_or(KbError::Unauthenticated(UNKNOWN))?;
+        let presented = crate::auth::token_hash(secret);
+        if !bool::from(presented.as_bytes().ct_eq(key.secret_hash.as_bytes())) || key.revoked_at.is_some() {
+            return Err(KbError::Unauthenticated(UNKNOWN));
+        }
+        if !Self::serves_at(&resource, self.now()) {
+            return Err(KbError::Unauthenticated("the key's resource is deprovisioned"));
+        }
+        if resource.id.as_str() != path_id {
+            return Err(KbError::WrongResource(resource.id));
+        }
+        if resource.resource_type != ResourceType::KnowledgeBase {
+            return Err(KbError::WrongResourceType(resource.id));
+        }
+        Ok(resource)
     }
 
     async fn existing(&self, kb: &Resource, name: &CollectionName) -> Result<CollectionRow, KbError> {
@@ -285,7 +325,7 @@ impl App {
 
     /// `GET R/knowledge-bases`: the collections, by name.
     pub async fn kb_collections(&self, kb: &Resource, page: PageRequest) -> Result<Page<CollectionSummary>, KbError> {
-        Self::live_kb(kb)?;
+        self.live_kb(kb)?;
         let (rows, total) = self.store.collections(&kb.id, as_i64(page.offset()), as_i64(page.size)).await?;
         let content =
             rows.into_iter().map(|c| CollectionSummary { resource_id: kb.id.to_string(), name: c.name }).collect();
@@ -300,7 +340,7 @@ impl App {
         collection: &str,
         request: InsertChunksRequest,
     ) -> Result<usize, KbError> {
-        Self::live_kb(kb)?;
+        self.live_kb(kb)?;
         let name = collection_name(collection)?;
         let existing = self.store.collection(&kb.id, &name).await?;
         let batch = validate_insert(request, existing.as_ref().and_then(|c| c.dimension))?;
@@ -360,7 +400,7 @@ impl App {
         mx_object_id: Option<&str>,
         page: PageRequest,
     ) -> Result<Page<genai_knowledge::wire::Chunk>, KbError> {
-        Self::live_kb(kb)?;
+        self.live_kb(kb)?;
         let name = collection_name(collection)?;
         let row = self.existing(kb, &name).await?;
         let (chunks, total) = self.store.chunks(row.id, mx_object_id, as_i64(page.offset()), as_i64(page.size)).await?;
@@ -374,7 +414,7 @@ impl App {
         collection: &str,
         mx_object_id: &str,
     ) -> Result<Deleted, KbError> {
-        Self::live_kb(kb)?;
+        self.live_kb(kb)?;
         let name = collection_name(collection)?;
         let activity = ActivityRow {
             at: self.now(),
@@ -391,7 +431,7 @@ impl App {
 
     /// `DELETE R/knowledge-bases/{collection}` (also the Portal's delete, with its actor).
     pub async fn kb_drop_collection(&self, kb: &Resource, collection: &str, actor: &str) -> Result<Deleted, KbError> {
-        Self::live_kb(kb)?;
+        self.live_kb(kb)?;
         let name = collection_name(collection)?;
         let row = self.existing(kb, &name).await?;
         let activity = ActivityRow {
@@ -417,7 +457,7 @@ impl App {
         collection: &str,
         request: &SimilarityRequest,
     ) -> Result<SimilarityAnswer, KbError> {
-        Self::live_kb(kb)?;
+        self.live_kb(kb)?;
         let name = collection_name(collection)?;
         let query = validate_similarity(request)?;
         let row = self.existing(kb, &name).await?;
@@ -435,7 +475,7 @@ impl App {
         collection: &str,
         request: &SearchRequest,
     ) -> Result<SimilarityAnswer, KbError> {
-        Self::live_kb(kb)?;
+        self.live_kb(kb)?;
         let name = collection_name(collection)?;
         let query = validate_search(request)?;
         let row = self.existing(kb, &name).await?;
@@ -548,7 +588,7 @@ impl App {
 
     async fn portal_kb(&self, actor: &Actor, id: &ResourceId) -> Result<(String, Resource), KbError> {
         let (user, r) = self.team_resource(actor, id).await?;
-        Self::live_kb(&r)?;
+        self.live_kb(&r)?;
         Ok((user.id.to_string(), r))
     }
 

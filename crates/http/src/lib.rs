@@ -15,6 +15,7 @@ pub mod dto;
 pub mod error;
 pub mod gateway;
 pub mod headers;
+pub mod knowledge;
 pub mod portal;
 pub mod serve;
 pub mod web;
@@ -75,8 +76,8 @@ pub fn router_with_runtime(
 ) -> Router {
     use api::*;
     if let Some(rt) = &runtime {
-        // Knowledge bases embed through the engine (uploads, searches by text).
-        app.set_kb_embedder(Arc::new(gateway::kb_embedder::RuntimeEmbedder::new(rt.clone())));
+        // Knowledge bases embed (searches by text, uploads) through the same engine.
+        app.set_kb_embedder(Arc::new(knowledge::RuntimeEmbedder::new(rt.clone())));
     }
     let state = AppState { app };
     let gateway = runtime.map(gateway::routes::<AppState>).unwrap_or_default();
@@ -116,6 +117,7 @@ pub fn router_with_runtime(
         .route("/api/v1/resources/{id}/keys/{key_id}", delete(portal::revoke_key))
         .route("/api/v1/resources/{id}/consumption", get(portal::get_consumption))
         .route("/api/v1/resources/{id}/consumption.csv", get(portal::get_consumption_csv))
+        .merge(knowledge::routes())
         .merge(web::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

@@ -69,26 +69,25 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// A caller that is the server itself acting for `resource` (a knowledge base's uploads and
-    /// searches by text embedding through its linked embeddings resource): metered like any
-    /// call of that resource, and no key's `last_used_at` is ever written for it.
+    /// A caller for calls the server makes itself on behalf of `resource` (a knowledge base
+    /// embedding its uploads through its linked embeddings resource): metered like any other
+    /// call of that resource, through no key (no `last_used_at` is written). The caller must
+    /// have checked that the resource may be used.
     pub fn internal(resource: Resource) -> Caller {
-        Caller {
-            entry: Arc::new(KeyEntry {
-                key_id: String::new(),
-                public_id: String::new(),
-                hash: [0u8; 32],
-                resource: Arc::new(resource),
-                revoked: AtomicBool::new(false),
-                stale: AtomicBool::new(false),
-                last_used_ms: AtomicI64::new(wall_ms()),
-                // Never due: `touch_due` compares the time since this with the interval.
-                touched_ms: Arc::new(AtomicI64::new(i64::MAX)),
-            }),
-        }
+        let entry = KeyEntry {
+            key_id: String::new(),
+            public_id: String::new(),
+            hash: [0; 32],
+            resource: Arc::new(resource),
+            revoked: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
+            last_used_ms: AtomicI64::new(0),
+            touched_ms: Arc::new(AtomicI64::new(i64::MAX)),
+        };
+        Caller { entry: Arc::new(entry) }
     }
 
-    /// The key's id (`key_…`).
+    /// The key's id (`key_…`; empty for [`Caller::internal`]).
     pub fn key_id(&self) -> &str {
         &self.entry.key_id
     }
@@ -102,7 +101,8 @@ impl Caller {
     /// written when it is.
     pub(crate) fn touch_due(&self, now_ms: i64, every_ms: i64) -> bool {
         let last = self.entry.touched_ms.load(Ordering::Relaxed);
-        now_ms - last >= every_ms
+        !self.entry.key_id.is_empty()
+            && now_ms.saturating_sub(last) >= every_ms
             && self.entry.touched_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 }

@@ -257,7 +257,13 @@ pub(crate) async fn reserve(inner: &Inner, caller: &Caller, demand: Demand) -> R
         let mut st = meter.state.lock().map_err(|_| RuntimeError::Unavailable("meter poisoned".into()))?;
         let remaining = estimate(&mut st);
         if let Ok(want) = wanted(remaining) {
-            if take(&mut st, want) {
+            // A default output reservation cut down by the estimate of what remains may rest on
+            // a stale view of the pool (another instance may have given its balance back):
+            // such a call asks the database instead of being capped for nothing.
+            let capped = demand.produces_output
+                && demand.max_output.is_none()
+                && want.output < quota::DEFAULT_OUTPUT_RESERVATION.min(quota.output);
+            if !capped && take(&mut st, want) {
                 return Ok(make(want));
             }
         }
@@ -265,10 +271,13 @@ pub(crate) async fn reserve(inner: &Inner, caller: &Caller, demand: Demand) -> R
 
     // Slow path: lease more, one call at a time per meter.
     let _flight = meter.flight.lock().await;
-    for _ in 0..4 {
+    for attempt in 0..4 {
         let (want, need) = {
             let mut st = meter.state.lock().map_err(|_| RuntimeError::Unavailable("meter poisoned".into()))?;
-            let remaining = estimate(&mut st);
+            let estimated = estimate(&mut st);
+            // First ask as if the whole pool were free (the database has the truth); after a
+            // refusal, with what it said is free.
+            let remaining = if attempt == 0 { st.local.checked_add(quota).unwrap_or(quota) } else { estimated };
             let want = match wanted(remaining) {
                 Ok(w) => w,
                 // Even the optimistic estimate is short: ask the database what is free.

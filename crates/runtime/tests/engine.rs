@@ -234,3 +234,47 @@ async fn two_engines_on_one_database_share_the_quota_and_an_upgrade_raises_it_at
     other.settle(r, Tokens::new(1, quarter)).await.unwrap();
     other.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_the_server_makes_itself_are_metered_on_the_resource() {
+    let f = fixture().await;
+    let caller = genai_runtime::Caller::internal(f.resource.clone());
+    let r = f.runtime.reserve(&caller, Demand { input: 40, max_output: None, produces_output: false }).await.unwrap();
+    assert_eq!(r.amount(), Tokens::new(40, 0));
+    f.runtime.settle(r, Tokens::new(12, 0)).await.unwrap();
+    assert_eq!(f.month_used().await, (12, 0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_beyond_the_reservation_is_recorded_anyway() {
+    let f = fixture().await;
+    let caller = f.runtime.authenticate(Some(&f.secret)).await.unwrap();
+    let r = f.runtime.reserve(&caller, demand(10, 5)).await.unwrap();
+    f.runtime.settle(r, Tokens::new(20, 9)).await.unwrap();
+    assert_eq!(f.month_used().await, (20, 9, 1), "never under-counted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_default_reservation_is_not_capped_by_a_stale_view_of_the_pool() {
+    let f = fixture().await;
+    let other = Runtime::start(
+        f.app.clone(),
+        f.store.clone(),
+        genai_providers::Router::new(),
+        KeyCache::new(),
+        Config::default(),
+    );
+    let a = f.runtime.authenticate(Some(&f.secret)).await.unwrap();
+    let b = other.authenticate(Some(&f.secret)).await.unwrap();
+    let q = f.quota();
+    let default = Demand { input: 1, max_output: None, produces_output: true };
+    let big = other.reserve(&b, demand(1, q.output - 100)).await.unwrap();
+    let small = f.runtime.reserve(&a, default).await.unwrap();
+    assert_eq!(small.amount().output, 100, "only 100 output tokens were free");
+    f.runtime.settle(small, Tokens::ZERO).await.unwrap();
+    drop(big); // The other instance's call failed; its balance goes back to the pool when idle.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let r = f.runtime.reserve(&a, default).await.unwrap();
+    assert_eq!(r.amount().output, 4096, "the default reservation again, not the stale 100");
+    other.shutdown().await;
+}

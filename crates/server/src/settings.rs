@@ -560,7 +560,7 @@ mod tests {
         let file = dir.join("genai.toml");
         std::fs::write(
             &file,
-            "listen = \"0.0.0.0:9000\"\nrequest_timeout = 5\ncatalog = \"cat.toml\"\noperator_token = \"0123456789abcdef0123456789abcdef\"\n",
+            "listen = \"0.0.0.0:9000\"\nrequest_timeout = 5\ncatalog = \"cat.toml\"\nproviders = \"providers.toml\"\noperator_token = \"0123456789abcdef0123456789abcdef\"\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let args = ServeArgs { config: Some(file), listen: Some("127.0.0.1:1".into()), ..ServeArgs::default() };
@@ -568,6 +568,7 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:1");
         assert_eq!(s.http.request_timeout, Duration::from_secs(5));
         assert_eq!(s.catalog, Some(dir.join("cat.toml")));
+        assert_eq!(s.providers, Some(dir.join("providers.toml")));
         assert_eq!(s.operator_token.as_ref().map(Secret::expose), Some("0123456789abcdef0123456789abcdef"));
         assert_eq!(format!("{:?}", s.operator_token), "Some(***)");
     }

@@ -84,13 +84,17 @@ storage_bytes = 10485760
 
 /// `--catalog` and `--providers` files routing both models to `up`.
 fn serve_files(up: &FakeUpstream, dir: &Path) -> Vec<String> {
+    serve_files_with_timeout(up, dir, 5)
+}
+
+fn serve_files_with_timeout(up: &FakeUpstream, dir: &Path, timeout_seconds: u64) -> Vec<String> {
     let catalog = dir.join("catalog.toml");
     let providers = dir.join("providers.toml");
     std::fs::write(&catalog, CATALOG).unwrap();
     std::fs::write(
         &providers,
         format!(
-            "[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\ntimeout_seconds = 5\n\n\
+            "[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\ntimeout_seconds = {timeout_seconds}\n\n\
              [models.\"{MODEL}\"]\nprovider = \"fake\"\nupstream_model = \"fake-chat\"\n\n\
              [models.\"{EMBED}\"]\nprovider = \"fake\"\nupstream_model = \"fake-embed\"\n",
             up.base_url()
@@ -278,6 +282,9 @@ async fn both_wire_formats_are_served_translated_and_metered() {
     assert_eq!((me["type"].as_str(), me["model"].as_str()), (Some("TEXT_GENERATION"), Some(MODEL)));
     assert_eq!(me["modelName"], "Anthropic Claude Sonnet 4.6");
 
+    let (_, keys) = srv.call("GET", &format!("/api/v1/resources/{rid}/keys"), None, Some(&admin)).await;
+    assert!(keys["keys"][0]["last_used_at"].is_string(), "the key's first use is recorded: {keys}");
+
     // Every call above, exactly: 5+2+2+3+2+3 input, 3+2+4+4+3+4 output, 6 calls.
     assert_eq!(used(&srv, &admin, &rid).await, (17, 20, 6));
 
@@ -462,6 +469,14 @@ async fn sigkill_under_load_loses_no_answered_usage() {
         });
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let figure = |name: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(0.0)
+    };
+    let (commits, calls) =
+        (figure("genai_runtime_usage_commits_total "), figure("genai_runtime_usage_committed_calls_total "));
+    assert!(commits >= 1.0 && calls >= commits, "{metrics}");
+    eprintln!("group commit: {calls} calls in {commits} commits ({:.1} a commit)", calls / commits);
     let (db, dir) = srv.kill();
     stop.store(true, Ordering::Relaxed);
     while tasks.join_next().await.is_some() {}
@@ -621,4 +636,79 @@ async fn quotas_follow_the_plan_the_bundle_month_and_deprovisioning() {
     srv.set_clock("2026-03-01T00:00:01Z").await;
     let (s, a) = chat(&c, base, &secret, words("go", 16)).await;
     assert_eq!((s, a["error"]["type"].as_str()), (401, Some("authentication_error")), "{a}");
+}
+
+#[test]
+fn a_bad_providers_file_stops_the_start_naming_the_line() {
+    let dir = support::temp_dir("rt-bad");
+    let providers = dir.join("providers.toml");
+    std::fs::write(&providers, "[providers.x]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\n[models.\"no-such-model\"]\nprovider = \"x\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_genai"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &format!("sqlite://{}/g.db", dir.display())])
+        .arg("--providers")
+        .arg(&providers)
+        .env("GENAI_OPERATOR_TOKEN", "op-0123456789abcdef0123456789abcdef")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--providers") && err.contains("line 5") && err.contains("no-such-model"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_gone_before_any_output_is_charged_nothing() {
+    let up = FakeUpstream::spawn().await.unwrap();
+    let srv = start(&up, None);
+    let (_, admin) = srv.company(500).await;
+    let rid = provision(&srv, &admin, text("Bot", "large")).await;
+    let (_, secret) = new_key(&srv, &admin, &rid).await;
+    up.set_mode(Mode::new("slow", 1.0));
+    for stream in [false, true] {
+        let mut body = words("one two", 4);
+        body["stream"] = json!(stream);
+        let c = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+        let res = c.post(format!("{}/v1/chat/completions", srv.base)).bearer_auth(&secret).json(&body).send().await;
+        assert!(res.is_err() || res.unwrap().bytes().await.is_err(), "the client gave up first");
+    }
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(used(&srv, &admin, &rid).await, (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_no_provider_serves_answers_503_naming_it() {
+    let srv = TestServer::start(&[]);
+    let (_, admin) = srv.company(500).await;
+    let rid = provision(&srv, &admin, text("Bot", "small")).await;
+    let (_, secret) = new_key(&srv, &admin, &rid).await;
+    let c = reqwest::Client::new();
+    let (s, a) = chat(&c, &srv.base, &secret, words("hi", 2)).await;
+    assert_eq!((s, a["error"]["code"].as_str()), (503, Some("model_not_served")), "{a}");
+    let m = a["error"]["message"].as_str().unwrap();
+    assert!(m.contains(MODEL) && m.contains("--providers"), "{m}");
+    let conv = json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]});
+    let (s, _, t) =
+        raw(&c, format!("{}/runtime/v1/resources/{rid}/converse", srv.base), ("x-api-key", &secret), Some(conv)).await;
+    assert_eq!(s, 503, "{t}");
+    assert_eq!(used(&srv, &admin, &rid).await, (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_that_times_out_answers_504_and_is_charged_nothing() {
+    let up = FakeUpstream::spawn().await.unwrap();
+    let dir = support::temp_dir("rt");
+    let args = serve_files_with_timeout(&up, &dir, 1);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let srv = TestServer::start_on(&format!("sqlite://{}/genai.db", dir.display()), dir.clone(), &args);
+    let (_, admin) = srv.company(500).await;
+    let rid = provision(&srv, &admin, text("Bot", "large")).await;
+    let (_, secret) = new_key(&srv, &admin, &rid).await;
+    up.set_mode(Mode::new("slow", 2.5));
+    let c = reqwest::Client::new();
+    let (s, a) = chat(&c, &srv.base, &secret, words("a b", 2)).await;
+    assert_eq!(
+        (s, a["error"]["code"].as_str(), a["error"]["type"].as_str()),
+        (504, Some("upstream_timeout"), Some("server_error")),
+        "{a}"
+    );
+    assert_eq!(used(&srv, &admin, &rid).await, (0, 0, 0));
 }

@@ -21,7 +21,6 @@
 //! `GET /metrics` answers the engine's counters in Prometheus's text format.
 
 pub mod bedrock;
-pub mod kb_embedder;
 pub mod openai;
 mod stream;
 

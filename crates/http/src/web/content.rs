@@ -27,6 +27,7 @@
 use super::portal::{is_htmx, page, resource_or_page, ConfirmDialog};
 use super::views::{bytes, sentence, thousands, when};
 use super::{chrome, error_page, html, see_other, Fields, WebUser};
+use crate::knowledge::multipart;
 use crate::AppState;
 use askama::Template;
 use axum::body::Body;
@@ -333,10 +334,8 @@ fn refusal(e: &KbError) -> (String, String, StatusCode) {
         KbError::StorageQuotaExceeded { .. } => ("".into(), sentence(&e.to_string()), StatusCode::PAYLOAD_TOO_LARGE),
         KbError::Embeddings(x) => (
             "".into(),
-            sentence(&format!(
-                "Nothing was stored: the linked embeddings resource could not embed the text. {}",
-                x.message
-            )),
+            // `upload` names the embeddings resource in front of this.
+            x.message.clone(),
             StatusCode::from_u16(x.status).unwrap_or(StatusCode::BAD_GATEWAY),
         ),
         KbError::NoEmbedder => ("".into(), sentence(&e.to_string()), StatusCode::SERVICE_UNAVAILABLE),
@@ -564,7 +563,20 @@ async fn upload(
         )),
         Err(KbError::App(e)) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
         Err(e) => {
-            let (field, message, status) = refusal(&e);
+            let (field, mut message, status) = refusal(&e);
+            if matches!(e, KbError::Embeddings(_)) {
+                let name = match &r.embeddings_resource_id {
+                    Some(linked) => match state.app.portal_resource(&who.actor, linked).await {
+                        Ok(er) => format!("{} ({})", er.display_name, er.id),
+                        Err(_) => linked.to_string(),
+                    },
+                    None => String::new(),
+                };
+                message = format!(
+                    "Nothing was stored: the linked embeddings resource {name} could not embed the text. {}",
+                    sentence(&message)
+                );
+            }
             let (form, status) = refuse(form, &field, message, status);
             render(&state, &who, &r, status, None, form).await
         }
@@ -628,104 +640,6 @@ async fn delete(
             query(&[("done", "deleted"), ("collection", &name), ("chunks", &d.chunks.to_string())])
         )),
         Err(e) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, app_error(e)),
-    }
-}
-
-/// A small `multipart/form-data` reader (RFC 7578): enough for a browser's form of a few fields
-/// and one file, all in memory.
-pub mod multipart {
-    /// One part.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Part<'a> {
-        /// The form field's name.
-        pub name: String,
-        /// The file name, for a file.
-        pub filename: Option<String>,
-        /// The part's declared content type.
-        pub content_type: Option<String>,
-        /// The content.
-        pub data: &'a [u8],
-    }
-
-    fn boundary(content_type: &str) -> Option<String> {
-        let mut pieces = content_type.split(';');
-        if !pieces.next()?.trim().eq_ignore_ascii_case("multipart/form-data") {
-            return None;
-        }
-        pieces.find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim().trim_matches('"').to_string())
-        })
-    }
-
-    fn param(header: &str, key: &str) -> Option<String> {
-        header.split(';').skip(1).find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.trim().eq_ignore_ascii_case(key).then(|| v.trim().trim_matches('"').to_string())
-        })
-    }
-
-    fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-        if needle.is_empty() || hay.len() < needle.len() {
-            return None;
-        }
-        (from..=hay.len() - needle.len()).find(|&i| hay[i] == needle[0] && &hay[i..i + needle.len()] == needle)
-    }
-
-    /// Splits a body into its parts; an error says what is wrong, for people.
-    pub fn parse<'a>(content_type: &str, body: &'a [u8]) -> Result<Vec<Part<'a>>, String> {
-        let boundary = boundary(content_type)
-            .ok_or_else(|| "the form must be sent as multipart/form-data with a boundary".to_string())?;
-        let delimiter = format!("--{boundary}");
-        let mut starts = Vec::new();
-        let mut at = 0;
-        while let Some(i) = find(body, delimiter.as_bytes(), at) {
-            starts.push(i);
-            at = i + delimiter.len();
-        }
-        if starts.len() < 2 {
-            return Err("the form is not a complete multipart body".into());
-        }
-        let mut parts = Vec::new();
-        for pair in starts.windows(2) {
-            let mut chunk = &body[pair[0] + delimiter.len()..pair[1]];
-            chunk = chunk.strip_prefix(b"\r\n").unwrap_or(chunk);
-            chunk = chunk.strip_suffix(b"\r\n").unwrap_or(chunk);
-            let split = find(chunk, b"\r\n\r\n", 0).ok_or("the form has a part without headers")?;
-            let headers = std::str::from_utf8(&chunk[..split]).map_err(|_| "the form's part headers are not text")?;
-            let data = &chunk[split + 4..];
-            let (mut name, mut filename, mut content_type) = (None, None, None);
-            for line in headers.split("\r\n") {
-                let Some((key, value)) = line.split_once(':') else { continue };
-                if key.trim().eq_ignore_ascii_case("content-disposition") {
-                    name = param(value, "name");
-                    filename = param(value, "filename");
-                } else if key.trim().eq_ignore_ascii_case("content-type") {
-                    content_type = Some(value.trim().to_string());
-                }
-            }
-            let name = name.ok_or("the form has a part without a name")?;
-            parts.push(Part { name, filename, content_type, data });
-        }
-        Ok(parts)
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn reads_fields_and_files_and_refuses_what_is_not_multipart() {
-            let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\nabc\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nHello\r\nworld\r\n--XyZ--\r\n";
-            let parts = parse("multipart/form-data; boundary=XyZ", body).unwrap();
-            assert_eq!(parts.len(), 2);
-            assert_eq!(parts[0].name, "csrf_token");
-            assert_eq!(parts[0].data, b"abc");
-            assert_eq!(parts[1].filename.as_deref(), Some("a.txt"));
-            assert_eq!(parts[1].data, b"Hello\r\nworld");
-            assert!(parse("multipart/form-data; boundary=XyZ", b"nothing").is_err());
-            assert!(parse("application/x-www-form-urlencoded", body).is_err());
-        }
     }
 }
 
