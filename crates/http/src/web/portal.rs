@@ -1,6 +1,6 @@
 //! The GenAI Portal in the browser (RUNTIME.md §7): `/portal` lists the caller's resources, and a
-//! resource's page has the tabs **Consumption** (model resources), **Team**, **Keys** and
-//! **Settings**.
+//! resource's page has the tabs **Consumption** (model resources), **Content** (knowledge bases,
+//! in [`super::content`]), **Team**, **Keys** and **Settings**.
 //!
 //! Who sees what is decided by the Portal use cases (`App::team_resource` behind every one of
 //! them): a company admin sees every resource of the company, a member the resources whose team
@@ -8,7 +8,7 @@
 //! session's CSRF token; every value is escaped by askama.
 //!
 //! Rules chosen here (also in docs/portal.md):
-//! - A tab is a page of its own (`/portal/resources/{id}` is Consumption, or Settings for a
+//! - A tab is a page of its own (`/portal/resources/{id}` is Consumption, or Content for a
 //!   knowledge base, which has no token quota), so each works without JavaScript and can be
 //!   linked.
 //! - **Create Key** asks for a description in a dialog; the answer to it is a dialog with the
