@@ -278,12 +278,23 @@ describe('GenAI Portal, Content tab of a knowledge base', () => {
     }
   });
 
-  it('is the team\'s only: a member of another company gets a 404', async () => {
+  it('is the team\'s only (a member of another company gets a 404), and only a knowledge base\'s', async () => {
     const other = await seedCompany(server, { member: true });
     const page = await browser.newPage();
     await login(page, server, other.member, { expectPath: '/portal' });
     const res = await page.goto(`${server.base}/portal/resources/${kb.id}/content`);
     assert.equal(res.status(), 404);
+    // Only knowledge bases have content: another type's Content address is not there either.
+    await login(page, server, company.member, { expectPath: '/portal' });
+    assert.equal((await page.goto(`${server.base}/portal/resources/${emb.id}/content`)).status(), 404);
+    // Deleting a collection that is not there says so (404), it is no server error.
+    const tab = await page.goto(`${server.base}/portal/resources/${kb.id}/content`);
+    assert.equal(tab.status(), 200);
+    const csrf = await page.locator('#upload-form input[name=csrf_token]').inputValue();
+    const gone = await page.request.post(`${server.base}/portal/resources/${kb.id}/content/collections/nothing-here/delete`, {
+      form: { csrf_token: csrf }, maxRedirects: 0,
+    });
+    assert.equal(gone.status(), 404);
     await page.close();
   });
 });

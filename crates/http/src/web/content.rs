@@ -38,6 +38,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use genai_app::knowledge::{KbError, Upload};
 use genai_app::AppError;
+use genai_core::catalog::ResourceType;
 use genai_core::resource::Resource;
 use genai_core::ResourceId;
 use genai_knowledge::validate::{MAX_PAIRS, NAME_VALUE_MAX};
@@ -302,10 +303,13 @@ async fn render_with(
     .await
 }
 
+/// A knowledge-base refusal as the error page shows it (never a 500 for a person's mistake).
 fn app_error(e: KbError) -> AppError {
     match e {
         KbError::App(a) => a,
-        other => AppError::Internal(other.to_string()),
+        KbError::CollectionNotFound(_) => AppError::NotFound("collection".into()),
+        KbError::WrongResourceType(_) => AppError::NotFound("knowledge base".into()),
+        other => AppError::InvalidRequest { message: sentence(&other.to_string()), details: serde_json::Value::Null },
     }
 }
 
@@ -399,7 +403,7 @@ async fn content_tab(
     Path(id): Path<String>,
     Query(q): Query<Fields>,
 ) -> Response {
-    match resource_or_page(&state, &who, &id).await {
+    match kb_or_page(&state, &who, &id).await {
         Ok(r) => render(&state, &who, &r, StatusCode::OK, flash(&q), UploadForm::default()).await,
         Err(p) => p,
     }
@@ -414,7 +418,7 @@ async fn create_collection(
     if let Some(r) = who.csrf_refusal(&f) {
         return r;
     }
-    let r = match resource_or_page(&state, &who, &id).await {
+    let r = match kb_or_page(&state, &who, &id).await {
         Ok(r) => r,
         Err(p) => return p,
     };
@@ -431,6 +435,20 @@ async fn create_collection(
             let form = UploadForm { create_name: name, create_error: Some(message), ..UploadForm::default() };
             render(&state, &who, &r, status, None, form).await
         }
+    }
+}
+
+/// The resource if it is a knowledge base the viewer may see; else the page saying it is not
+/// there (another resource type has no Content tab: 404, like an unknown address).
+async fn kb_or_page(state: &AppState, who: &WebUser, id: &str) -> Result<Resource, Response> {
+    let r = resource_or_page(state, who, id).await?;
+    if r.resource_type == ResourceType::KnowledgeBase {
+        Ok(r)
+    } else {
+        Err(error_page(
+            &chrome(state, who, "GenAI Portal", "portal", None).await,
+            AppError::NotFound("knowledge base".into()),
+        ))
     }
 }
 
@@ -485,7 +503,7 @@ async fn upload(
             return refused;
         }
     }
-    let r = match resource_or_page(&state, &who, &id).await {
+    let r = match kb_or_page(&state, &who, &id).await {
         Ok(r) => r,
         Err(p) => return p,
     };
@@ -589,7 +607,7 @@ async fn delete_confirm(
     headers: HeaderMap,
     Path((id, name)): Path<(String, String)>,
 ) -> Response {
-    let r = match resource_or_page(&state, &who, &id).await {
+    let r = match kb_or_page(&state, &who, &id).await {
         Ok(r) => r,
         Err(p) => return p,
     };
