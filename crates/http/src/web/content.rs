@@ -176,6 +176,18 @@ fn action_words(action: &str) -> &'static str {
     }
 }
 
+/// The result of an activity line, in words ("1 chunk", not "1 chunks").
+fn activity_detail(action: &str, detail: &str) -> String {
+    if detail.is_empty() {
+        return if action == "create_collection" { "empty collection".into() } else { "done".into() };
+    }
+    let detail = detail.replace(" 1 chunks", " 1 chunk");
+    match detail.strip_prefix("1 chunks") {
+        Some(rest) => format!("1 chunk{rest}"),
+        None => detail,
+    }
+}
+
 fn percent(used: i64, quota: i64) -> (String, i64) {
     if quota <= 0 {
         return ("—".into(), 0);
@@ -277,7 +289,7 @@ async fn render_with(
         quota_text: bytes(quota),
         percent_text,
         meter,
-        chunks_text: thousands(storage.chunk_count),
+        chunks_text: chunk_count(storage.chunk_count),
         limit_text: bytes(i64::try_from(UPLOAD_LIMIT).unwrap_or(i64::MAX)),
         limit: UPLOAD_LIMIT,
         activity: activity
@@ -288,7 +300,7 @@ async fn render_with(
                 who_email: name_of(&a.actor).1,
                 action: action_words(&a.action),
                 collection: a.collection_name.clone(),
-                detail: a.detail.clone(),
+                detail: activity_detail(&a.action, &a.detail),
             })
             .collect(),
         form,
@@ -671,6 +683,14 @@ mod tests {
         assert_eq!(pairs, vec![NameValue::new("team", "docs"), NameValue::new("year", "2026")]);
         assert!(parse_metadata("ok=1\nnot a pair").unwrap_err().contains("line 2"));
         assert!(parse_metadata("=x").unwrap_err().contains("empty key"));
+    }
+
+    #[test]
+    fn activity_results_read_as_words() {
+        assert_eq!(activity_detail("upload", "notes.txt: 1 chunks, 517 bytes"), "notes.txt: 1 chunk, 517 bytes");
+        assert_eq!(activity_detail("upload", "a.pdf: 11 chunks, 9 bytes"), "a.pdf: 11 chunks, 9 bytes");
+        assert_eq!(activity_detail("delete_collection", "1 chunks, 5 bytes"), "1 chunk, 5 bytes");
+        assert_eq!(activity_detail("create_collection", ""), "empty collection");
     }
 
     #[test]
