@@ -165,6 +165,10 @@ describe('GenAI Portal, Content tab of a knowledge base', () => {
     assert.ok(Number(await page.locator('#storage').getAttribute('data-used')) > usedAfterTxt);
     await screenshot(page, 'portal-content');
     await assertNoSidewaysScroll(page, 'the Content tab');
+    await page.setViewportSize({ width: 800, height: 850 });
+    await assertNoSidewaysScroll(page, 'the Content tab at 800 px');
+    await screenshot(page, 'portal-content-narrow');
+    await page.setViewportSize({ width: 1366, height: 850 });
 
     // Refusals: nothing is stored, the reason is shown by the field.
     const stored = await collections(page);

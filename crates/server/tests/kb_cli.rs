@@ -183,4 +183,18 @@ async fn kb_cli_uploads_lists_and_searches_through_the_apis() {
     let err = fails(&cli(&s, &stranger, &[], &["kb", "collections", &kb]));
     assert!(err.contains("not_found"), "{err}");
     let _ = company;
+
+    // A knowledge base whose embeddings model no provider serves: the upload says so.
+    let mut body = embeddings("Unrouted", "small");
+    body["model"] = json!("cohere-embed-multilingual-v3");
+    let (st, e2) = s.call("POST", "/api/v1/resources", Some(body), Some(&admin)).await;
+    assert_eq!(st, 201, "{e2}");
+    let (st, kb2) = s
+        .call("POST", "/api/v1/resources", Some(knowledge_base("Docs 2", e2["id"].as_str().unwrap())), Some(&admin))
+        .await;
+    assert_eq!(st, 201, "{kb2}");
+    let err = fails(&cli(&s, &admin, &[], &["kb", "upload", kb2["id"].as_str().unwrap(), &fixture("notes.txt")]));
+    assert!(err.contains("cohere-embed-multilingual-v3") && err.contains("not served"), "{err}");
+    let empty = json_of(&cli(&s, &admin, &[], &["--json", "kb", "collections", kb2["id"].as_str().unwrap()]));
+    assert_eq!(empty["chunks"], 0, "nothing stored");
 }
