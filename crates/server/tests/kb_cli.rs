@@ -176,6 +176,17 @@ async fn kb_cli_uploads_lists_and_searches_through_the_apis() {
     assert_eq!(up.stats().embeddings, 6);
     used_until(&s, &admin, &emb, |u| u > after_uploads).await;
 
+    // Deleting a collection: gone from the list, its bytes freed; a second time is a 404.
+    let out = ok(&cli(&s, &admin, &[], &["kb", "delete", &kb, "handbook"]));
+    assert_eq!(out, "Deleted the collection handbook.\n");
+    let left = json_of(&cli(&s, &admin, &[], &["--json", "kb", "collections", &kb]));
+    let names: Vec<&str> =
+        left["collections"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["default"]);
+    assert_eq!(left["storage_bytes"], left["collections"][0]["bytes"]);
+    let err = fails(&cli(&s, &admin, &[], &["kb", "delete", &kb, "handbook"]));
+    assert!(err.contains("not_found"), "{err}");
+
     // Bad input is named; a stranger's token sees no such resource.
     let err = fails(&cli(&s, &admin, &[], &["kb", "upload", &kb, &fixture("notes.txt"), "--meta", "oops"]));
     assert!(err.contains("--meta \"oops\""), "{err}");

@@ -1,8 +1,10 @@
 //! `genai kb …`: a knowledge base's content (RUNTIME.md §8).
 //!
 //! Which API each command uses (also in README.md):
-//! - `kb collections` and `kb upload` are the Portal's: `GET /api/v1/resources/{id}/collections`
-//!   and `POST /api/v1/resources/{id}/collections/{name}/documents` with the user's API token
+//! - `kb collections`, `kb upload` and `kb delete` are the Portal's:
+//!   `GET /api/v1/resources/{id}/collections`,
+//!   `POST /api/v1/resources/{id}/collections/{name}/documents` and
+//!   `DELETE /api/v1/resources/{id}/collections/{name}` with the user's API token
 //!   (`--token`/`GENAI_TOKEN`), like `keys`, `usage` and `members`: a team member or company
 //!   admin manages content as on the Portal's Content tab.
 //! - `kb search` is what an application does: the Runtime API's
@@ -41,6 +43,13 @@ pub enum KbCommand {
         /// Metadata put on every chunk, `key=value` (repeatable).
         #[arg(long = "meta", value_name = "KEY=VALUE")]
         meta: Vec<String>,
+    },
+    /// Delete a collection and all its chunks (user token).
+    Delete {
+        /// Knowledge base id (`res_…`).
+        resource: String,
+        /// The collection.
+        collection: String,
     },
     /// Search a collection by text: the most similar chunks first (a key of the knowledge base).
     Search {
@@ -146,6 +155,15 @@ pub async fn run(api: &Api, json: bool, command: KbCommand) -> Result<(), CliErr
                     field(&answer, "bytes"),
                     field(&answer, "document_id")
                 ));
+            }
+        }
+        KbCommand::Delete { resource, collection } => {
+            let path = format!("/api/v1/resources/{}/collections/{}", segment(&resource), segment(&collection));
+            let answer = api.delete(&path).await?;
+            if json {
+                emit_json(&if answer.is_null() { json!({"collection": collection, "deleted": true}) } else { answer });
+            } else {
+                emit(&format!("Deleted the collection {collection}.\n"));
             }
         }
         KbCommand::Search { resource, query, collection, k, key, meta } => {
