@@ -165,6 +165,12 @@ describe('GenAI Portal, Content tab of a knowledge base', () => {
     assert.ok(Number(await page.locator('#storage').getAttribute('data-used')) > usedAfterTxt);
     await screenshot(page, 'portal-content');
     await assertNoSidewaysScroll(page, 'the Content tab');
+    // The Portal's list shows the same storage used.
+    const shown = norm(await page.locator('#storage .used-figure strong').innerText());
+    await page.goto(`${server.base}/portal`);
+    const kbRow = page.locator('tr').filter({ hasText: 'Company Docs' });
+    assert.match(norm(await kbRow.innerText()), new RegExp(`Storage ${shown.replace('.', '\\.')} / 10 GB`));
+    await page.goBack();
     await page.setViewportSize({ width: 800, height: 850 });
     await assertNoSidewaysScroll(page, 'the Content tab at 800 px');
     await screenshot(page, 'portal-content-narrow');

@@ -443,14 +443,18 @@ async fn list(State(state): State<AppState>, who: WebUser) -> Response {
         let resources = state.app.portal_resources(&who.actor, false).await?;
         let usage = state.app.month_usage(&resources).await?;
         let catalog = state.app.catalog();
-        Ok::<_, AppError>(PortalListPage {
-            chrome: chrome(&state, &who, "GenAI Portal", "portal", None).await,
-            rows: resources
-                .iter()
-                .zip(usage)
-                .map(|(r, u)| (Row::with_usage(r, catalog, Some(&u)), r.resource_type.label()))
-                .collect(),
-        })
+        let mut rows: Vec<(Row, &'static str)> = resources
+            .iter()
+            .zip(usage)
+            .map(|(r, u)| (Row::with_usage(r, catalog, Some(&u)), r.resource_type.label()))
+            .collect();
+        // A knowledge base's storage used, from its storage counter (RUNTIME.md §8).
+        for ((row, _), r) in rows.iter_mut().zip(&resources) {
+            if r.resource_type == ResourceType::KnowledgeBase {
+                row.set_storage_used(state.app.kb_storage(r).await?.bytes_used);
+            }
+        }
+        Ok::<_, AppError>(PortalListPage { chrome: chrome(&state, &who, "GenAI Portal", "portal", None).await, rows })
     };
     match page.await {
         Ok(p) => html(StatusCode::OK, &p),

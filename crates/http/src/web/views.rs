@@ -218,12 +218,24 @@ pub struct Row {
     pub can_cancel_downgrade: bool,
     /// Allowed actions.
     pub can_cancel_deprovision: bool,
+    /// A knowledge base's storage quota in bytes (None for model resources).
+    pub storage_quota: Option<i64>,
 }
 
 impl Row {
     /// Whether the ⋯ menu has anything.
     pub fn has_actions(&self) -> bool {
         self.can_deprovision || self.can_adjust || self.can_cancel_downgrade || self.can_cancel_deprovision
+    }
+
+    /// Shows a knowledge base's storage used (bytes) against its quota.
+    pub fn set_storage_used(&mut self, used: i64) {
+        for line in self.usage.iter_mut().filter(|l| l.label == "Storage") {
+            line.used = bytes(used);
+            if let Some(quota) = self.storage_quota.filter(|q| *q > 0) {
+                line.percent = (used.saturating_mul(100) / quota).clamp(if used > 0 { 1 } else { 0 }, 100);
+            }
+        }
     }
 
     /// Builds a row without usage figures (zeros).
@@ -285,6 +297,8 @@ impl Row {
             can_adjust: live && r.resource_type != ResourceType::KnowledgeBase,
             can_cancel_downgrade: r.status == Status::PlanDowngradeScheduled,
             can_cancel_deprovision: r.status == Status::DeprovisioningScheduled,
+            storage_quota: (r.resource_type == ResourceType::KnowledgeBase)
+                .then(|| plan.and_then(|p| p.storage_bytes).unwrap_or(0)),
         }
     }
 }
