@@ -244,8 +244,8 @@ impl Row {
     }
 
     /// Builds a row with the current bundle month's usage (`App::month_usage`). The allowed
-    /// actions mirror the state machine of SPEC §5. A knowledge base's storage is not metered
-    /// yet, so it shows 0.
+    /// actions mirror the state machine of SPEC §5. A knowledge base's storage starts at 0;
+    /// the caller fills it in with [`Row::set_storage_used`] (the overview and the Portal list).
     pub fn with_usage(r: &Resource, catalog: &Catalog, used: Option<&MonthUsage>) -> Row {
         let plan = catalog.plan(r.resource_type, r.plan);
         let (used_in, used_out) = used.map_or((0, 0), |u| (u.input_tokens, u.output_tokens));
