@@ -282,6 +282,14 @@ describe('GenAI Portal, Content tab of a knowledge base', () => {
       await page.getByRole('button', { name: 'Delete', exact: true }).click();
       await page.waitForURL((url) => url.searchParams.get('done') === 'deleted');
       assert.ok(!('nojs' in await collections(page)));
+      // Names are shown as text: a file name with markup is escaped in the result line and the log.
+      await page.locator('#upload-form').getByLabel('File').setInputFiles({
+        name: '<img src=x onerror=alert(1)>.txt', mimeType: 'text/plain', buffer: Buffer.from('Plain words in a file.'),
+      });
+      await page.locator('#upload-form').getByRole('button', { name: 'Upload' }).click();
+      await page.getByRole('status').filter({ hasText: '<img src=x onerror=alert(1)>.txt' }).waitFor();
+      assert.equal(await page.locator('main img').count(), 0, 'no markup from a file name');
+      assert.match(norm(await page.locator('#activity tbody tr').first().innerText()), /<img src=x onerror=alert\(1\)>\.txt: 1 chunk/);
       await page.close();
     } finally {
       await plain.close();
@@ -305,6 +313,19 @@ describe('GenAI Portal, Content tab of a knowledge base', () => {
       form: { csrf_token: csrf }, maxRedirects: 0,
     });
     assert.equal(gone.status(), 404);
+
+    // Over the limit: refused naming it (413), before any of it is looked at.
+    const big = await page.request.post(`${server.base}/portal/resources/${kb.id}/content/upload`, {
+      multipart: {
+        csrf_token: csrf,
+        file: { name: 'big.txt', mimeType: 'text/plain', buffer: Buffer.alloc(32_000_001, 'a') },
+      },
+      maxRedirects: 0,
+    });
+    assert.equal(big.status(), 413);
+    assert.match(norm(await big.text()), /The file is too large: an upload may be at most 32 MB/);
+
+    assertPageClean(page);
     await page.close();
   });
 });
