@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  REPO_ROOT, assertNoSidewaysScroll, assertPageClean, eventually, launchBrowser, login, provisionViaApi, screenshot,
+  REPO_ROOT, api, assertNoSidewaysScroll, assertPageClean, eventually, launchBrowser, login, provisionViaApi, screenshot,
   seedCompany, settle, startServer,
 } from './harness.mjs';
 
@@ -256,6 +256,18 @@ describe('GenAI Portal, Content tab of a knowledge base', () => {
     assert.equal(forgedDelete.status(), 403);
     await page.goto(`${server.base}/portal/resources/${kb.id}/content`);
     assert.deepEqual(Object.keys(await collections(page)).sort(), ['default', 'faq']);
+
+    // A deletion through the Runtime API (a key of the knowledge base) is in the log too.
+    const key = await api(server, 'POST', `/api/v1/resources/${kb.id}/keys`, {
+      token: company.admin.token, body: { description: 'e2e runtime' }, expect: 201,
+    });
+    const del = await fetch(`${server.base}/runtime/v1/resources/${kb.id}/knowledge-bases/faq`, {
+      method: 'DELETE', headers: { 'x-api-key': key.json.secret },
+    });
+    assert.equal(del.status, 204);
+    await page.reload();
+    assert.deepEqual(Object.keys(await collections(page)), ['default']);
+    assert.match(norm(await page.locator('#activity tbody tr').first().innerText()), /a Runtime API key Deleted collection faq/);
     assertPageClean(page);
     await page.close();
   });

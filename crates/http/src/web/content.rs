@@ -236,6 +236,10 @@ async fn render_with(
         if id == who.user.id.as_str() {
             return (who.user.name.clone(), who.user.email.clone());
         }
+        if id == "runtime" {
+            // A deletion through the Runtime API, with a key of the knowledge base.
+            return ("a Runtime API key".into(), String::new());
+        }
         members
             .iter()
             .find(|m| m.user_id.as_str() == id)
