@@ -336,6 +336,15 @@ describe('GenAI Portal, Content tab of a knowledge base', () => {
     });
     assert.equal(big.status(), 413);
     assert.match(norm(await big.text()), /The file is too large: an upload may be at most 32 MB/);
+    // A large file within the limit reaches the use case whole (5 MB of sentences: thousands of
+    // chunks); this knowledge base's embeddings quota was spent above, so it is refused there.
+    const sentences = 'The quick brown fox jumps over the lazy dog again and again. '.repeat(85_000);
+    const large = await page.request.post(`${server.base}/portal/resources/${kb.id}/content/upload`, {
+      multipart: { csrf_token: csrf, file: { name: 'large.txt', mimeType: 'text/plain', buffer: Buffer.from(sentences) } },
+      maxRedirects: 0,
+    });
+    assert.equal(large.status(), 429);
+    assert.match(norm(await large.text()), /Nothing was stored: the linked embeddings resource Docs Embeddings/);
 
     assertPageClean(page);
     await page.close();
