@@ -140,7 +140,11 @@ fn normalize_type(ty: &str) -> String {
 
 fn parse_column(def: &str) -> Column {
     // An identity column generates its values as SQLite's `INTEGER PRIMARY KEY` does.
-    let def = def.replace(" COLLATE \"C\"", "").replace(" GENERATED ALWAYS AS IDENTITY", "");
+    // SQLite's AUTOINCREMENT (ids never reused) is what an identity column does anyway.
+    let def = def
+        .replace(" COLLATE \"C\"", "")
+        .replace(" GENERATED ALWAYS AS IDENTITY", "")
+        .replace(" PRIMARY KEY AUTOINCREMENT", " PRIMARY KEY");
     let mut words = def.splitn(3, ' ');
     let name = words.next().expect("a column name").to_lowercase();
     let ty = normalize_type(words.next().unwrap_or_else(|| panic!("column `{name}` has a type")));

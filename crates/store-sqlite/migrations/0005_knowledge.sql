@@ -1,6 +1,8 @@
 -- Knowledge-base content (issue 10, RUNTIME.md §8; design in docs/knowledge.md). Kept in step
 -- with the other adapter's 0005 (a test compares them): row ids are INTEGER PRIMARY KEY (the
--- rowid) here and identity columns there, vectors BLOB here and BYTEA there.
+-- rowid) here and identity columns there, vectors BLOB here and BYTEA there. Collection ids are
+-- AUTOINCREMENT: an id is never reused after a drop, so no instance can mistake a new collection
+-- for the one its in-memory index was built from (PostgreSQL's identity never reuses either).
 
 -- One row per knowledge base that ever stored something: the storage counter the quota is
 -- decided on (one conditional UPDATE), apart from the resource's versioned lifecycle row.
@@ -16,7 +18,7 @@ CREATE TABLE kb_stores (
 -- orders them), `reset_version` by those that delete chunks (in-memory indexes older than it
 -- reload; newer ones only load the rows added since).
 CREATE TABLE kb_collections (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     resource_id TEXT NOT NULL REFERENCES kb_stores (resource_id),
     name TEXT NOT NULL,
     dimension BIGINT CHECK (dimension BETWEEN 1 AND 8192),
