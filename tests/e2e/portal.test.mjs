@@ -362,10 +362,12 @@ describe('GenAI Portal', () => {
   it('shows settings with the linked embeddings resource and knowledge bases', async () => {
     const page = await browser.newPage();
     await login(page, server, company.member, { expectPath: '/portal' });
-    // A knowledge base opens on Settings (it has no token quota, so no Consumption tab).
+    // A knowledge base opens on Content (it has no token quota, so no Consumption tab).
     await page.goto(`${server.base}/portal/resources/${kb.id}`);
     const tabs = await page.getByRole('navigation', { name: 'Resource' }).getByRole('link').allTextContents();
-    assert.deepEqual(tabs.map(norm), ['Team', 'Keys', 'Settings']);
+    assert.deepEqual(tabs.map(norm), ['Content', 'Team', 'Keys', 'Settings']);
+    await page.locator('#content').waitFor();
+    await page.getByRole('link', { name: 'Settings', exact: true }).click();
     const settingsCard = page.locator('#settings');
     assert.match(norm(await settingsCard.innerText()), /Knowledge Base/);
     await settingsCard.getByRole('link', { name: 'Doc Embeddings' }).waitFor();

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod keys;
+pub mod knowledge;
 pub mod paging;
 pub mod portal;
 pub mod scheduler;
@@ -56,6 +57,8 @@ pub struct App {
     scheduler: scheduler::Counters,
     events: Arc<dyn RuntimeEvents>,
     public_url: String,
+    /// Knowledge bases' in-memory indexes and embedder.
+    kb: knowledge::KbIndexes,
 }
 
 /// The public URL an [`App`] assumes until [`App::with_public_url`] says otherwise: the
@@ -202,6 +205,7 @@ impl App {
             scheduler: scheduler::Counters::default(),
             events: Arc::new(NoRuntimeEvents),
             public_url: DEFAULT_PUBLIC_URL.into(),
+            kb: knowledge::KbIndexes::default(),
         }
     }
 

@@ -390,7 +390,15 @@ impl ListQuery {
 pub async fn resource_dtos(s: &AppState, resources: &[Resource]) -> ApiResult<Vec<ResourceDto>> {
     let usage = s.app.month_usage(resources).await?;
     let (catalog, now) = (s.app.catalog(), s.app.now());
-    Ok(resources.iter().zip(usage).map(|(r, u)| ResourceDto::new(r, catalog, now, u)).collect())
+    let mut dtos: Vec<ResourceDto> =
+        resources.iter().zip(usage).map(|(r, u)| ResourceDto::new(r, catalog, now, u)).collect();
+    // A knowledge base's stored bytes (RUNTIME.md §8), read from its storage counter.
+    for (dto, r) in dtos.iter_mut().zip(resources) {
+        if r.resource_type == genai_core::catalog::ResourceType::KnowledgeBase {
+            dto.usage.storage_bytes = Some(s.app.kb_storage(r).await?.bytes_used);
+        }
+    }
+    Ok(dtos)
 }
 
 /// One resource answer with its usage.

@@ -45,6 +45,10 @@ pub async fn guard_api_request(req: Request, next: Next) -> Response {
     if !crate::headers::is_api_path(req.uri().path()) {
         return next.run(req).await;
     }
+    if req.method() == axum::http::Method::POST && crate::knowledge::is_upload_path(req.uri().path()) {
+        // A document upload: multipart and larger; its handler checks both (`knowledge`).
+        return next.run(req).await;
+    }
     if percent_decode_str(req.uri().path()).decode_utf8().is_err() {
         return ApiError::invalid(
             "The path is not valid UTF-8 once percent-decoded; ids are plain text.",

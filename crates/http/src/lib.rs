@@ -15,6 +15,7 @@ pub mod dto;
 pub mod error;
 pub mod gateway;
 pub mod headers;
+pub mod knowledge;
 pub mod portal;
 pub mod serve;
 pub mod web;
@@ -74,6 +75,10 @@ pub fn router_with_runtime(
     request_timeout: Duration,
 ) -> Router {
     use api::*;
+    if let Some(rt) = &runtime {
+        // Knowledge bases embed (searches by text, uploads) through the same engine.
+        app.set_kb_embedder(Arc::new(knowledge::RuntimeEmbedder::new(rt.clone())));
+    }
     let state = AppState { app };
     let gateway = runtime.map(gateway::routes::<AppState>).unwrap_or_default();
     Router::new()
@@ -112,6 +117,7 @@ pub fn router_with_runtime(
         .route("/api/v1/resources/{id}/keys/{key_id}", delete(portal::revoke_key))
         .route("/api/v1/resources/{id}/consumption", get(portal::get_consumption))
         .route("/api/v1/resources/{id}/consumption.csv", get(portal::get_consumption_csv))
+        .merge(knowledge::routes())
         .merge(web::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

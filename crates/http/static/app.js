@@ -152,3 +152,58 @@
     if (item && d.open) item.focus();
   }, true);
 })();
+
+// The Content tab's upload (a form marked data-upload): sent by script so that the bytes sent
+// can be shown, then "Extracting, embedding and storing…" until the server answers; the answer
+// (the tab again, with what was stored or why it was refused) replaces the page. A file over
+// the limit is refused before anything is sent. Without this script the form posts as usual.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    // Once per submit, also when this script ran again in a page written by document.write.
+    if (e.defaultPrevented) return;
+    if (!form.hasAttribute || !form.hasAttribute("data-upload") || !window.XMLHttpRequest || !window.FormData) return;
+    var file = form.querySelector("input[type=file]");
+    var limit = Number(form.getAttribute("data-limit") || 0);
+    var box = form.querySelector(".upload-progress"), bar = form.querySelector("progress"),
+        status = form.querySelector("[aria-live]"), button = form.querySelector("button[type=submit]");
+    if (file && file.files && file.files[0] && limit && file.files[0].size > limit) {
+      e.preventDefault();
+      var err = form.querySelector("#error-file");
+      if (err) err.textContent = "The file is too large: an upload may be at most " +
+        form.getAttribute("data-limit-text") + " (TXT or PDF). Split it into smaller files.";
+      return;
+    }
+    e.preventDefault();
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    if (box) box.hidden = false;
+    if (button) button.disabled = true;
+    xhr.upload.addEventListener("progress", function (p) {
+      if (!p.lengthComputable) return;
+      var pct = Math.round(p.loaded * 100 / p.total);
+      if (bar) bar.value = pct;
+      if (status) status.textContent = "Sending the file: " + pct + "%";
+    });
+    xhr.upload.addEventListener("load", function () {
+      if (bar) bar.removeAttribute("value");
+      if (status) status.textContent = "Extracting, embedding and storing the text…";
+    });
+    xhr.addEventListener("load", function () {
+      if (xhr.responseURL && xhr.responseURL !== form.action && xhr.status < 400) {
+        window.location.assign(xhr.responseURL);
+        return;
+      }
+      // A refusal: the tab with its reason. Show it as the page, at the form's own address.
+      document.open();
+      document.write(xhr.responseText);
+      document.close();
+    });
+    xhr.addEventListener("error", function () {
+      if (button) button.disabled = false;
+      if (status) status.textContent = "The upload did not reach the server. Check the connection and try again.";
+    });
+    xhr.send(new FormData(form));
+  });
+})();

@@ -23,6 +23,7 @@ mod audit;
 mod catalog;
 mod client;
 mod history;
+mod kb;
 mod keys;
 mod members;
 mod models;
@@ -67,6 +68,9 @@ pub enum ClientCommand {
     /// A resource's runtime keys: list, create, revoke (its team members and company admins).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// A knowledge base's content: collections, upload a TXT/PDF file, search by text.
+    #[command(subcommand)]
+    Kb(kb::KbCommand),
     /// A resource's consumption: this bundle month against the quota, and per day.
     Usage(usage::UsageArgs),
     /// A resource's team: list, add, remove members.
@@ -100,6 +104,7 @@ async fn execute(args: &ClientArgs, command: ClientCommand) -> Result<(), CliErr
         ClientCommand::Audit(command) => audit::run(&api(args, false)?, args.json, command).await,
         ClientCommand::ApiTokens(command) => api_tokens::run(&api(args, false)?, args.json, command).await,
         ClientCommand::Keys(command) => keys::run(&api(args, false)?, args.json, command).await,
+        ClientCommand::Kb(command) => kb::run(&api(args, false)?, args.json, command).await,
         ClientCommand::Usage(command) => usage::run(&api(args, false)?, args.json, command).await,
         ClientCommand::Members(command) => members::run(&api(args, false)?, args.json, command).await,
         ClientCommand::Catalog(command) => {

@@ -232,6 +232,10 @@ contract_suite!(
     month_usage_is_read_in_batches_in_the_order_asked,
     concurrent_leases_never_exceed_the_quota,
     concurrent_acquisitions_never_grant_past_the_quota,
+    kb_chunks_are_stored_listed_and_deleted,
+    kb_inserts_over_the_quota_or_of_another_dimension_store_nothing,
+    kb_concurrent_inserts_never_exceed_the_quota,
+    kb_deprovisioning_deletes_the_content,
 );
 
 /// Plain SQL on the database under a store, to break rows the way a bug or a hand edit would:
@@ -714,9 +718,14 @@ mod fixtures {
 #[path = "contract/runtime.rs"]
 mod runtime_cases;
 
+/// The knowledge-content cases (collections, chunks, the storage quota), in a file of their own.
+#[path = "contract/knowledge.rs"]
+mod knowledge_cases;
+
 /// The cases: each gets a store of its own with an empty, migrated database.
 mod cases {
     use super::fixtures::*;
+    pub use super::knowledge_cases::*;
     pub use super::runtime_cases::*;
     use genai_core::catalog::{PlanSize, ResourceType};
     use genai_core::ledger::{Balance, TransactionKind};

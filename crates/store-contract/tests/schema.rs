@@ -131,12 +131,20 @@ fn normalize_type(ty: &str) -> String {
         "INT8" => "BIGINT".into(),
         "BOOL" => "BOOLEAN".into(),
         "VARCHAR" => "TEXT".into(),
+        // SQLite's rowid alias `INTEGER PRIMARY KEY` is PostgreSQL's identity column (see below).
+        "INTEGER" => "BIGINT".into(),
+        "BLOB" => "BYTEA".into(),
         other => other.into(),
     }
 }
 
 fn parse_column(def: &str) -> Column {
-    let def = def.replace(" COLLATE \"C\"", "");
+    // An identity column generates its values as SQLite's `INTEGER PRIMARY KEY` does.
+    // SQLite's AUTOINCREMENT (ids never reused) is what an identity column does anyway.
+    let def = def
+        .replace(" COLLATE \"C\"", "")
+        .replace(" GENERATED ALWAYS AS IDENTITY", "")
+        .replace(" PRIMARY KEY AUTOINCREMENT", " PRIMARY KEY");
     let mut words = def.splitn(3, ' ');
     let name = words.next().expect("a column name").to_lowercase();
     let ty = normalize_type(words.next().unwrap_or_else(|| panic!("column `{name}` has a type")));

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "sessions", include_str!("../migrations/0002_sessions.sql")),
     (3, "access_and_housekeeping", include_str!("../migrations/0003_access_and_housekeeping.sql")),
     (4, "runtime", include_str!("../migrations/0004_runtime.sql")),
+    (5, "knowledge", include_str!("../migrations/0005_knowledge.sql")),
 ];
 
 /// The advisory-lock key every instance of this application takes while migrating ("genaimig"

@@ -22,6 +22,8 @@ pub enum Arg<'a> {
     Int(Option<i64>),
     /// `BOOLEAN`.
     Bool(bool),
+    /// `BYTEA` (PostgreSQL) / `BLOB` (SQLite): a knowledge-base vector.
+    Bytes(&'a [u8]),
 }
 
 impl<'a> From<&'a str> for Arg<'a> {
@@ -54,6 +56,12 @@ impl From<Option<i64>> for Arg<'_> {
     }
 }
 
+impl<'a> From<&'a [u8]> for Arg<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Arg::Bytes(v)
+    }
+}
+
 impl From<bool> for Arg<'_> {
     fn from(v: bool) -> Self {
         Arg::Bool(v)
@@ -68,7 +76,7 @@ macro_rules! args {
     };
 }
 
-/// Binds `args` to a query of any database whose driver encodes these three types.
+/// Binds `args` to a query of any database whose driver encodes these four types.
 pub fn bind<'q, DB>(
     query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
     args: &[Arg<'q>],
@@ -78,11 +86,13 @@ where
     Option<&'q str>: Encode<'q, DB> + Type<DB>,
     Option<i64>: Encode<'q, DB> + Type<DB>,
     bool: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
 {
     args.iter().fold(query, |q, arg| match *arg {
         Arg::Text(v) => q.bind(v),
         Arg::Int(v) => q.bind(v),
         Arg::Bool(v) => q.bind(v),
+        Arg::Bytes(v) => q.bind(v),
     })
 }
 
@@ -99,6 +109,8 @@ pub trait RowRead {
     fn opt_int(&self, column: &'static str) -> StoreResult<Option<i64>>;
     /// A `BOOLEAN`.
     fn boolean(&self, column: &'static str) -> StoreResult<bool>;
+    /// A non-null `BYTEA` / `BLOB`.
+    fn bytes(&self, column: &'static str) -> StoreResult<Vec<u8>>;
 }
 
 fn get<'r, R, T>(row: &'r R, column: &'static str) -> StoreResult<T>
@@ -119,6 +131,7 @@ where
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
     for<'a> &'a str: ColumnIndex<R>,
 {
     fn text(&self, column: &'static str) -> StoreResult<String> {
@@ -138,6 +151,10 @@ where
     }
 
     fn boolean(&self, column: &'static str) -> StoreResult<bool> {
+        get(self, column)
+    }
+
+    fn bytes(&self, column: &'static str) -> StoreResult<Vec<u8>> {
         get(self, column)
     }
 }

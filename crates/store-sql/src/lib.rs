@@ -28,6 +28,7 @@ mod audit;
 mod companies;
 mod conn;
 mod keys;
+mod knowledge;
 mod resources;
 mod rows;
 mod team;

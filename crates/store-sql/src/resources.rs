@@ -7,8 +7,9 @@
 
 use crate::audit::{page_args, LEDGER_PAGE};
 use crate::conn::{with_retries, Attempt, Backend, Conn, Fail, RowRead, Transaction};
-use crate::{args, insert_audit, millis, resource_columns, rows, ResourceRow, SqlStore};
+use crate::{args, insert_audit, knowledge, millis, resource_columns, rows, ResourceRow, SqlStore};
 use async_trait::async_trait;
+use genai_core::catalog::ResourceType;
 use genai_core::ledger::{Balance, TransactionKind};
 use genai_core::resource::{Movement, Resource};
 use genai_core::{CloudTokens, CompanyId, Instant, ResourceId};
@@ -250,6 +251,13 @@ async fn write_change<B: Backend>(tx: &mut B::Tx, w: &ResourceWrite) -> Attempt<
     insert_audit(tx, &w.audit).await?;
     if let Some(at) = next.deprovisioned_at.filter(|_| !next.is_live()) {
         tx.execute(REVOKE_ALL_KEYS, args![&row.id, millis(at)]).await?;
+        if next.resource_type == ResourceType::KnowledgeBase {
+            // RUNTIME.md §8: its content is deleted when the deprovisioning takes effect, and
+            // the counter closed so that no insert racing this transaction can store more.
+            tx.execute(knowledge::DEPROVISION_CHUNKS, args![&row.id]).await?;
+            tx.execute(knowledge::DEPROVISION_COLLECTIONS, args![&row.id]).await?;
+            tx.execute(knowledge::DEPROVISION_STORE, args![&row.id]).await?;
+        }
     }
     let pending_delta = row.pending_release.checked_sub(old_pending).ok_or_else(|| {
         StoreError::Inconsistent(format!("the pending release of resource {} cannot be computed", row.id))

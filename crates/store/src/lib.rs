@@ -13,6 +13,7 @@
 //! | [`TeamStore`] | a resource's team (who may use its Portal) |
 //! | [`KeyStore`] | runtime keys of the Runtime API |
 //! | [`UsageStore`] | metering: usage counters and quota leases |
+//! | [`KnowledgeStore`] | knowledge-base collections, chunks and their storage counter |
 //!
 //! [`Store`] is all of them together: adapters implement the concern traits and get `Store` for
 //! free, and the application holds one `Arc<dyn Store>`. The adapters (`genai-store-sqlite`,
@@ -33,6 +34,7 @@ mod access;
 mod audit;
 mod company;
 mod keys;
+mod knowledge;
 mod resource;
 mod team;
 mod usage;
@@ -41,6 +43,10 @@ pub use access::{AccessStore, ApiToken, Role, Session, User};
 pub use audit::{AuditEvent, AuditStore};
 pub use company::{Company, CompanyStore};
 pub use keys::{KeyStore, RuntimeKey};
+pub use knowledge::{
+    vector_from_bytes, vector_to_bytes, ActivityRow, ChunkInsert, CollectionRow, Deleted, DocumentRow, IndexRow,
+    InsertOutcome, KbUsage, KnowledgeStore, StoredChunk, MAX_INSERT_CHUNKS,
+};
 pub use resource::{
     due_retry_delay, DecideDue, DueBatch, Grant, Guard, IdempotencyKey, Idempotent, LedgerTransaction, NewResource,
     ResourceQuery, ResourceStore, ResourceWrite, SetAside,
@@ -156,7 +162,17 @@ impl HistoryPage {
 /// The whole storage port, as the application holds it (`Arc<dyn Store>`). Implemented for
 /// every type that implements the concern traits.
 pub trait Store:
-    CompanyStore + ResourceStore + AccessStore + AuditStore + TeamStore + KeyStore + UsageStore + Send + Sync + 'static
+    CompanyStore
+    + ResourceStore
+    + AccessStore
+    + AuditStore
+    + TeamStore
+    + KeyStore
+    + UsageStore
+    + KnowledgeStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -168,6 +184,7 @@ impl<T> Store for T where
         + TeamStore
         + KeyStore
         + UsageStore
+        + KnowledgeStore
         + Send
         + Sync
         + 'static

@@ -19,6 +19,7 @@
 //! own two cookies by name, and that crate would bring the `time` crate into the build.
 
 pub mod chart;
+pub mod content;
 pub mod history;
 pub mod portal;
 pub mod tokens;
@@ -527,6 +528,14 @@ async fn overview(State(state): State<AppState>, who: WebUser, Query(q): Query<F
             .await?;
         let catalog = state.app.catalog();
         let usage = state.app.month_usage(&resources).await?;
+        let mut rows: Vec<Row> =
+            resources.iter().zip(&usage).map(|(r, u)| Row::with_usage(r, catalog, Some(u))).collect();
+        // A knowledge base's storage used, from its storage counter (RUNTIME.md §8).
+        for (row, r) in rows.iter_mut().zip(&resources) {
+            if r.resource_type == ResourceType::KnowledgeBase {
+                row.set_storage_used(state.app.kb_storage(r).await?.bytes_used);
+            }
+        }
         Ok::<_, AppError>(OverviewPage {
             chrome: chrome(&state, &who, "Resources", "resources", flash_text(q.get("done"))).await,
             failing_checks: checks.iter().filter(|c| !c.ok).map(|c| c.message.clone()).collect(),
@@ -538,7 +547,7 @@ async fn overview(State(state): State<AppState>, who: WebUser, Query(q): Query<F
             type_label: t.label(),
             provision_disabled: provision_blocker(&state, &who, t).await?,
             show_deprovisioned: show,
-            rows: resources.iter().zip(&usage).map(|(r, u)| Row::with_usage(r, catalog, Some(u))).collect(),
+            rows,
         })
     };
     match page.await {

@@ -1,6 +1,6 @@
 //! The GenAI Portal in the browser (RUNTIME.md §7): `/portal` lists the caller's resources, and a
-//! resource's page has the tabs **Consumption** (model resources), **Team**, **Keys** and
-//! **Settings**.
+//! resource's page has the tabs **Consumption** (model resources), **Content** (knowledge bases,
+//! in [`super::content`]), **Team**, **Keys** and **Settings**.
 //!
 //! Who sees what is decided by the Portal use cases (`App::team_resource` behind every one of
 //! them): a company admin sees every resource of the company, a member the resources whose team
@@ -8,7 +8,7 @@
 //! session's CSRF token; every value is escaped by askama.
 //!
 //! Rules chosen here (also in docs/portal.md):
-//! - A tab is a page of its own (`/portal/resources/{id}` is Consumption, or Settings for a
+//! - A tab is a page of its own (`/portal/resources/{id}` is Consumption, or Content for a
 //!   knowledge base, which has no token quota), so each works without JavaScript and can be
 //!   linked.
 //! - **Create Key** asks for a description in a dialog; the answer to it is a dialog with the
@@ -59,6 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/resources/{id}/keys/new", get(new_key))
         .route("/portal/resources/{id}/keys/{key_id}/revoke", get(revoke_confirm).post(revoke_key))
         .route("/portal/resources/{id}/settings", get(settings_tab))
+        .merge(super::content::routes())
 }
 
 // ---- views ----------------------------------------------------------------------------------
@@ -113,6 +114,9 @@ impl ResourceHead {
         let mut tabs = Vec::new();
         if r.resource_type != ResourceType::KnowledgeBase {
             tabs.push(("consumption", "Consumption"));
+        }
+        if r.resource_type == ResourceType::KnowledgeBase {
+            tabs.push(("content", "Content"));
         }
         tabs.extend([("team", "Team"), ("keys", "Keys"), ("settings", "Settings")]);
         ResourceHead {
@@ -320,6 +324,8 @@ pub struct PortalPage {
     pub settings: Vec<(String, String)>,
     /// Linked resources.
     pub linked: Vec<Linked>,
+    /// Content (knowledge bases).
+    pub content: Option<super::content::ContentView>,
     /// A dialog open on the page (the no-JavaScript form of the key dialogs), rendered by askama.
     pub dialog: Option<String>,
 }
@@ -376,7 +382,7 @@ pub struct ConfirmDialog {
 
 // ---- helpers --------------------------------------------------------------------------------
 
-fn is_htmx(headers: &HeaderMap) -> bool {
+pub(super) fn is_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
 }
 
@@ -393,7 +399,7 @@ fn flash(q: &Fields) -> Option<String> {
     )
 }
 
-async fn resource_or_page(state: &AppState, who: &WebUser, id: &str) -> Result<Resource, Response> {
+pub(super) async fn resource_or_page(state: &AppState, who: &WebUser, id: &str) -> Result<Resource, Response> {
     match state.app.portal_resource(&who.actor, &ResourceId(id.to_string())).await {
         Ok(r) => Ok(r),
         Err(e) => Err(error_page(&chrome(state, who, "GenAI Portal", "portal", None).await, e)),
@@ -402,7 +408,7 @@ async fn resource_or_page(state: &AppState, who: &WebUser, id: &str) -> Result<R
 
 /// Renders a tab of a resource's page.
 #[allow(clippy::too_many_arguments)]
-async fn page(
+pub(super) async fn page(
     state: &AppState,
     who: &WebUser,
     r: &Resource,
@@ -423,6 +429,7 @@ async fn page(
         keys: None,
         settings: Vec::new(),
         linked: Vec::new(),
+        content: None,
         dialog: None,
     };
     fill(&mut p);
@@ -436,14 +443,18 @@ async fn list(State(state): State<AppState>, who: WebUser) -> Response {
         let resources = state.app.portal_resources(&who.actor, false).await?;
         let usage = state.app.month_usage(&resources).await?;
         let catalog = state.app.catalog();
-        Ok::<_, AppError>(PortalListPage {
-            chrome: chrome(&state, &who, "GenAI Portal", "portal", None).await,
-            rows: resources
-                .iter()
-                .zip(usage)
-                .map(|(r, u)| (Row::with_usage(r, catalog, Some(&u)), r.resource_type.label()))
-                .collect(),
-        })
+        let mut rows: Vec<(Row, &'static str)> = resources
+            .iter()
+            .zip(usage)
+            .map(|(r, u)| (Row::with_usage(r, catalog, Some(&u)), r.resource_type.label()))
+            .collect();
+        // A knowledge base's storage used, from its storage counter (RUNTIME.md §8).
+        for ((row, _), r) in rows.iter_mut().zip(&resources) {
+            if r.resource_type == ResourceType::KnowledgeBase {
+                row.set_storage_used(state.app.kb_storage(r).await?.bytes_used);
+            }
+        }
+        Ok::<_, AppError>(PortalListPage { chrome: chrome(&state, &who, "GenAI Portal", "portal", None).await, rows })
     };
     match page.await {
         Ok(p) => html(StatusCode::OK, &p),
@@ -464,7 +475,7 @@ async fn first_tab(
         Err(p) => return p,
     };
     if r.resource_type == ResourceType::KnowledgeBase {
-        render_settings(&state, &who, &r).await
+        super::content::render(&state, &who, &r, StatusCode::OK, None, Default::default()).await
     } else {
         render_consumption(&state, &who, &r, &q).await
     }

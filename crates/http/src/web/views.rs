@@ -218,6 +218,8 @@ pub struct Row {
     pub can_cancel_downgrade: bool,
     /// Allowed actions.
     pub can_cancel_deprovision: bool,
+    /// A knowledge base's storage quota in bytes (None for model resources).
+    pub storage_quota: Option<i64>,
 }
 
 impl Row {
@@ -226,14 +228,24 @@ impl Row {
         self.can_deprovision || self.can_adjust || self.can_cancel_downgrade || self.can_cancel_deprovision
     }
 
+    /// Shows a knowledge base's storage used (bytes) against its quota.
+    pub fn set_storage_used(&mut self, used: i64) {
+        for line in self.usage.iter_mut().filter(|l| l.label == "Storage") {
+            line.used = bytes(used);
+            if let Some(quota) = self.storage_quota.filter(|q| *q > 0) {
+                line.percent = (used.saturating_mul(100) / quota).clamp(if used > 0 { 1 } else { 0 }, 100);
+            }
+        }
+    }
+
     /// Builds a row without usage figures (zeros).
     pub fn new(r: &Resource, catalog: &Catalog) -> Row {
         Row::with_usage(r, catalog, None)
     }
 
     /// Builds a row with the current bundle month's usage (`App::month_usage`). The allowed
-    /// actions mirror the state machine of SPEC §5. A knowledge base's storage is not metered
-    /// yet, so it shows 0.
+    /// actions mirror the state machine of SPEC §5. A knowledge base's storage starts at 0;
+    /// the caller fills it in with [`Row::set_storage_used`] (the overview and the Portal list).
     pub fn with_usage(r: &Resource, catalog: &Catalog, used: Option<&MonthUsage>) -> Row {
         let plan = catalog.plan(r.resource_type, r.plan);
         let (used_in, used_out) = used.map_or((0, 0), |u| (u.input_tokens, u.output_tokens));
@@ -285,6 +297,8 @@ impl Row {
             can_adjust: live && r.resource_type != ResourceType::KnowledgeBase,
             can_cancel_downgrade: r.status == Status::PlanDowngradeScheduled,
             can_cancel_deprovision: r.status == Status::DeprovisioningScheduled,
+            storage_quota: (r.resource_type == ResourceType::KnowledgeBase)
+                .then(|| plan.and_then(|p| p.storage_bytes).unwrap_or(0)),
         }
     }
 }

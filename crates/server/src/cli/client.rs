@@ -129,6 +129,34 @@ impl Api {
         self.send(Method::DELETE, path, &[], None, None).await
     }
 
+    /// `POST path` with a body of the given content type (a multipart upload).
+    pub async fn post_bytes(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<Value, CliError> {
+        let token = self.token.as_deref().ok_or(CliError::NoToken { operator: self.operator })?;
+        let request = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        self.answer(request).await
+    }
+
+    /// `POST path` of the Runtime API with a JSON body, authenticated by a runtime key
+    /// (`x-api-key`) instead of the user token.
+    pub async fn post_with_key(&self, path: &str, key: &str, body: &Value) -> Result<Value, CliError> {
+        let request = self.http.post(format!("{}{}", self.base, path)).header("x-api-key", key).json(body);
+        self.answer(request).await
+    }
+
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Value, CliError> {
+        let unreachable =
+            |e: reqwest::Error| CliError::Unreachable { url: self.base.clone(), reason: transport_reason(e) };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        interpret(status, &bytes)
+    }
+
     async fn send(
         &self,
         method: Method,
