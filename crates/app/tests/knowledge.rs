@@ -306,3 +306,31 @@ async fn uploads_are_chunked_embedded_and_found_by_search() {
         Err(KbError::App(genai_app::AppError::NotFound(_)))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_live_key_of_the_knowledge_base_itself_opens_its_routes() {
+    let f = fixture().await;
+    let (app, kb) = (&f.app, &f.kb);
+    let key = app.create_key(&f.admin, &kb.id, Some("app")).await.unwrap();
+    let secret = key.secret.expose().to_string();
+    assert_eq!(app.kb_caller(Some(&secret), kb.id.as_str()).await.unwrap().id, kb.id);
+
+    // Another resource's path: 403; a key of a resource that is not a knowledge base: 400.
+    let emb_id = kb.embeddings_resource_id.clone().unwrap();
+    assert!(matches!(app.kb_caller(Some(&secret), emb_id.as_str()).await, Err(KbError::WrongResource(_))));
+    let emb_key = app.create_key(&f.admin, &emb_id, Some("embed")).await.unwrap();
+    let emb_secret = emb_key.secret.expose().to_string();
+    assert!(matches!(app.kb_caller(Some(&emb_secret), emb_id.as_str()).await, Err(KbError::WrongResourceType(_))));
+
+    // Missing, malformed, tampered: 401, saying nothing about which.
+    assert!(matches!(app.kb_caller(None, kb.id.as_str()).await, Err(KbError::Unauthenticated(_))));
+    assert!(matches!(app.kb_caller(Some("nonsense"), kb.id.as_str()).await, Err(KbError::Unauthenticated(_))));
+    let mut tampered = secret.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'a' { 'b' } else { 'a' });
+    assert!(matches!(app.kb_caller(Some(&tampered), kb.id.as_str()).await, Err(KbError::Unauthenticated(_))));
+
+    // Revoked: refused at once.
+    app.revoke_key(&f.admin, &kb.id, &key.key.id).await.unwrap();
+    assert!(matches!(app.kb_caller(Some(&secret), kb.id.as_str()).await, Err(KbError::Unauthenticated(_))));
+}
