@@ -242,7 +242,7 @@ def main():
     os.makedirs(empty)
     srv = Server(tmp2, {"GENAI_MODELS_DIR": empty})
     try:
-        expect(f"genai models install --dir {empty}" in srv.text(), "the demo does not print the install command:\n" + srv.text())
+        expect("  genai models install" in srv.text(), "the demo does not print the install command:\n" + srv.text())
         _, resources = srv.demo()
         client = openai.OpenAI(base_url=srv.base + "/v1", api_key=resources[CHAT][1], max_retries=0)
         try:
