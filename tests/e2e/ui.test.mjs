@@ -288,12 +288,12 @@ describe('Control Center UI', () => {
     await page.goto(server.base + '/resources/new?type=embeddings_generation');
     await cri.setChecked(true);
     await settle(page);
-    await eventually(async () => assert.deepEqual(await options(), ['cohere-embed-v4'], 'eu-central-1 with cross-region inference'));
+    await eventually(async () => assert.deepEqual((await options()).sort(), ['all-minilm-l6-v2', 'cohere-embed-v4'], 'eu-central-1 with cross-region inference'));
     await cri.setChecked(false);
     await settle(page);
     await eventually(async () => {
       assert.equal(await model.count(), 1, 'the Model select is still there after unchecking Cross-region inference');
-      assert.deepEqual((await options()).sort(), ['cohere-embed-english-v3', 'cohere-embed-multilingual-v3'], 'eu-central-1 in-region');
+      assert.deepEqual((await options()).sort(), ['all-minilm-l6-v2', 'cohere-embed-english-v3', 'cohere-embed-multilingual-v3'], 'eu-central-1 in-region');
     });
 
     await page.goto(server.base + '/resources/new?type=text_generation');
@@ -303,7 +303,7 @@ describe('Control Center UI', () => {
     await settle(page);
     await eventually(async () => {
       assert.equal(await model.count(), 1, 'the Model select is still there after choosing a region');
-      assert.deepEqual(await options(), ['claude-sonnet-3'], 'ca-central-1 in-region');
+      assert.deepEqual((await options()).sort(), ['claude-sonnet-3', 'smollm2-135m-instruct'], 'ca-central-1 in-region');
     });
     await model.selectOption('claude-sonnet-3');
     await settle(page);

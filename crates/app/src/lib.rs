@@ -145,7 +145,32 @@ pub struct DemoCredentials {
     pub admin: (String, String, String),
     /// (email, password) of the member.
     pub member: (String, String),
+    /// The resources provisioned on the built-in models, each with a runtime key.
+    pub resources: Vec<DemoResource>,
 }
+
+/// A demo resource on a built-in model and its runtime key.
+#[derive(Debug, Clone)]
+pub struct DemoResource {
+    /// The resource's id.
+    pub id: ResourceId,
+    /// Its type.
+    pub resource_type: ResourceType,
+    /// Its display name.
+    pub name: String,
+    /// Its catalog model.
+    pub model: String,
+    /// The key's secret (shown once).
+    pub key: String,
+}
+
+/// The demo's resources: one text and one embeddings resource on the built-in local models
+/// (they answer with no configuration once `genai models install` has run), small plans, in
+/// the catalog's first region.
+const DEMO_RESOURCES: [(ResourceType, &str, &str); 2] = [
+    (ResourceType::TextGeneration, "Demo Chat", "smollm2-135m-instruct"),
+    (ResourceType::EmbeddingsGeneration, "Demo Embeddings", "all-minilm-l6-v2"),
+];
 
 fn fingerprint(body: &serde_json::Value) -> String {
     // serde_json maps keep keys sorted, so equal bodies give equal fingerprints.
@@ -496,7 +521,8 @@ impl App {
         Ok((now, applied))
     }
 
-    /// Creates the demo company, its admin and member (for `serve --demo` on an empty database).
+    /// Creates the demo company, its admin and member, and one text and one embeddings resource
+    /// on the built-in models with a runtime key each (for `serve --demo` on an empty database).
     pub async fn seed_demo(&self) -> Result<Option<DemoCredentials>, AppError> {
         if self.store.has_companies().await? {
             return Ok(None);
@@ -541,10 +567,45 @@ impl App {
             )
             .await?;
         let (_, token) = self.issue_token(&op, &admin, Some("demo".into()), None).await?;
+        // Through the same use cases as the Control Center and the Portal: the plans' tokens
+        // are allocated in the ledger, the member joins each team, the keys are stored hashed.
+        let as_admin = Actor::User(admin.clone());
+        let mut resources = Vec::new();
+        for (resource_type, name, model) in DEMO_RESOURCES {
+            let Some(region) = self.catalog.model(model).and_then(|m| m.regions.keys().next().cloned()) else {
+                continue; // a replaced catalog without the built-in models
+            };
+            let form = ProvisionForm {
+                resource_type: Some(resource_type),
+                display_name: Some(name.into()),
+                environment: Some(genai_core::resource::Environment::Test),
+                cross_region_inference: self
+                    .catalog
+                    .model(model)
+                    .and_then(|m| m.regions.get(&region))
+                    .map(|mode| !mode.allows(false)),
+                region: Some(region),
+                model: Some(model.into()),
+                plan: Some(PlanSize::Small),
+                embeddings_resource_id: None,
+                user_name: Some(member.name.clone()),
+                user_email: Some(member.email.clone()),
+            };
+            let resource = self.provision(&as_admin, &form, None).await?;
+            let created = self.create_key(&as_admin, &resource.id, Some("demo")).await?;
+            resources.push(DemoResource {
+                id: resource.id,
+                resource_type,
+                name: name.into(),
+                model: model.into(),
+                key: created.secret.expose().to_string(),
+            });
+        }
         Ok(Some(DemoCredentials {
             company: company.name,
             admin: (admin.email, admin_pw, token),
             member: (member.email, member_pw),
+            resources,
         }))
     }
 

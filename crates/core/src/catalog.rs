@@ -372,8 +372,19 @@ mod tests {
     fn builtin_matches_spec() {
         let c = Catalog::builtin();
         assert_eq!(c.regions.len(), 2);
-        assert_eq!(c.models.len(), 8);
+        assert_eq!(c.models.len(), 10);
         assert_eq!(c.plans.len(), 7);
+        // The built-in local models, in every region, with or without cross-region inference.
+        for (id, kind) in [
+            ("smollm2-135m-instruct", ResourceType::TextGeneration),
+            ("all-minilm-l6-v2", ResourceType::EmbeddingsGeneration),
+        ] {
+            let m = c.model(id).unwrap_or_else(|| panic!("{id} is not in the catalog"));
+            assert_eq!(m.resource_type, kind);
+            for r in &c.regions {
+                assert_eq!(m.regions.get(&r.id).copied(), Some(InferenceMode::Both), "{id} in {}", r.id);
+            }
+        }
         let p = c.plan(ResourceType::TextGeneration, PlanSize::Medium).map(|p| p.cloud_tokens);
         assert_eq!(p, Some(CloudTokens(60)));
         let kb = c.plan(ResourceType::KnowledgeBase, PlanSize::Standard).and_then(|p| p.storage_bytes);

@@ -84,20 +84,24 @@ fn is_boundary(anchor: Instant, at: Instant) -> bool {
 // Operations
 
 /// Text models and where they run: (region, cross-region inference, model).
-const TEXT: [(&str, bool, &str); 5] = [
+const TEXT: [(&str, bool, &str); 7] = [
     ("eu-central-1", true, "claude-sonnet-4.6"),
     ("eu-central-1", true, "claude-sonnet-4.5"),
     ("eu-central-1", true, "claude-sonnet-4"),
     ("eu-central-1", true, "claude-haiku-4.5"),
     ("ca-central-1", false, "claude-sonnet-3"),
+    ("eu-central-1", false, "smollm2-135m-instruct"),
+    ("ca-central-1", true, "smollm2-135m-instruct"),
 ];
 /// Embeddings models and where they run.
-const EMBEDDINGS: [(&str, bool, &str); 5] = [
+const EMBEDDINGS: [(&str, bool, &str); 7] = [
     ("eu-central-1", true, "cohere-embed-v4"),
     ("eu-central-1", false, "cohere-embed-english-v3"),
     ("eu-central-1", false, "cohere-embed-multilingual-v3"),
     ("ca-central-1", false, "cohere-embed-english-v3"),
     ("ca-central-1", false, "cohere-embed-multilingual-v3"),
+    ("eu-central-1", true, "all-minilm-l6-v2"),
+    ("ca-central-1", false, "all-minilm-l6-v2"),
 ];
 
 #[derive(Debug, Clone)]

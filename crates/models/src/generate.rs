@@ -72,11 +72,16 @@ pub struct GenerationParams {
     pub seed: u64,
     /// Stop sequences (each non-empty).
     pub stop: Vec<String>,
+    /// When the prompt leaves less room than `max_tokens` in the context window, lower
+    /// `max_tokens` to that room instead of refusing with [`ModelError::PromptTooLong`]. For a
+    /// `max_tokens` the caller did not choose (a default); a prompt that fills the whole window
+    /// is refused all the same.
+    pub fit_context: bool,
 }
 
 impl Default for GenerationParams {
     fn default() -> Self {
-        Self { max_tokens: 256, temperature: 1.0, top_p: 1.0, seed: 0, stop: Vec::new() }
+        Self { max_tokens: 256, temperature: 1.0, top_p: 1.0, seed: 0, stop: Vec::new(), fit_context: false }
     }
 }
 
@@ -274,9 +279,13 @@ impl Generator {
     }
 
     /// Starts a session on `prompt` tokens; checks the parameters and that prompt plus
-    /// `max_tokens` fit the context window.
-    pub fn start(&self, prompt: Vec<u32>, params: GenerationParams) -> Result<Session, ModelError> {
+    /// `max_tokens` fit the context window (lowering `max_tokens` to fit when
+    /// [`GenerationParams::fit_context`] says so).
+    pub fn start(&self, prompt: Vec<u32>, mut params: GenerationParams) -> Result<Session, ModelError> {
         params.validate()?;
+        if params.fit_context && prompt.len() < self.context {
+            params.max_tokens = params.max_tokens.min(self.context - prompt.len());
+        }
         if prompt.is_empty() {
             return Err(ModelError::InvalidRequest {
                 field: "messages".to_string(),

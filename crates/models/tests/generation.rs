@@ -163,7 +163,14 @@ fn max_tokens_and_stop_sequences_end_the_answer() {
 #[test]
 fn sampling_is_reproducible_for_a_seed() {
     let messages = vec![ChatMessage::new("user", "Tell me a short story about a cat.")];
-    let params = |seed| GenerationParams { max_tokens: 24, temperature: 0.9, top_p: 0.95, seed, stop: vec![] };
+    let params = |seed| GenerationParams {
+        max_tokens: 24,
+        temperature: 0.9,
+        top_p: 0.95,
+        seed,
+        stop: vec![],
+        fit_context: false,
+    };
     let a = generator().generate(&messages, params(7), |_| {}).unwrap();
     let b = generator().generate(&messages, params(7), |_| {}).unwrap();
     assert_eq!(a, b);

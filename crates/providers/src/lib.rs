@@ -12,13 +12,15 @@
 //! - [`ProviderError`]: typed failures with their HTTP status and code (timeout → 504, upstream
 //!   failure → 502, a request the upstream refuses → 400, a local model not installed → 503).
 //!
-//! Kinds: [`openai::OpenAiProvider`] (any OpenAI-compatible server). The built-in local models
-//! (issue 9) implement the same trait in-process: their answers are built with
-//! [`ChatAnswer::from_response`] / [`EmbedAnswer::from_response`], their streams fed through
+//! Kinds: [`openai::OpenAiProvider`] (any OpenAI-compatible server) and
+//! [`builtin::BuiltinProvider`] (the built-in local models of `genai-models`, issue 9), which
+//! implements the same trait in-process: its answers are built with
+//! [`ChatAnswer::from_response`] / [`EmbedAnswer::from_response`], its streams fed through
 //! [`ChatStream::channel`], and a model whose weights are missing answers
 //! [`ProviderError::ModelNotInstalled`]. [`router::Router`] maps catalog models to routes and has
 //! a slot for those built-in routes.
 
+pub mod builtin;
 pub mod config;
 pub mod openai;
 pub mod router;
@@ -30,6 +32,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use genai_wire::openai::{ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, Usage};
 
+pub use builtin::{BuiltinProvider, BUILTIN_MODELS};
 pub use config::{ConfigError, ProvidersConfig};
 pub use router::{ModelNotServed, Route, Router};
 pub use stream::{ChatStream, ChunkSender};
@@ -173,6 +176,14 @@ pub enum ProviderError {
         /// The upstream's message.
         message: String,
     },
+    /// A local model's queue is full (the built-in kind): retry later.
+    #[error("provider `{provider}` is busy: {detail}")]
+    Busy {
+        /// The provider.
+        provider: String,
+        /// What is full.
+        detail: String,
+    },
     /// A local model whose weights are not installed (the built-in kind).
     #[error("model `{model}` is not installed: {hint}")]
     ModelNotInstalled {
@@ -190,7 +201,7 @@ impl ProviderError {
             ProviderError::Timeout { .. } => 504,
             ProviderError::Failed { .. } => 502,
             ProviderError::Refused { .. } => 400,
-            ProviderError::ModelNotInstalled { .. } => 503,
+            ProviderError::ModelNotInstalled { .. } | ProviderError::Busy { .. } => 503,
         }
     }
 
@@ -201,6 +212,7 @@ impl ProviderError {
             ProviderError::Failed { .. } => "upstream_failed",
             ProviderError::Refused { .. } => "invalid_request",
             ProviderError::ModelNotInstalled { .. } => "model_not_installed",
+            ProviderError::Busy { .. } => "model_busy",
         }
     }
 

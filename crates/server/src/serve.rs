@@ -28,6 +28,100 @@ async fn open_store(db: &DatabaseSettings) -> Result<Arc<dyn Store>, String> {
     }
 }
 
+/// The routing table with the built-in local models added: each catalog model of
+/// [`genai_providers::BUILTIN_MODELS`] that the providers file left unrouted is served
+/// in-process by the `builtin` provider, from the models directory (`GENAI_MODELS_DIR`, default
+/// `~/.cache/genai/models`). The model threads start now; the models load on their first
+/// request, so a server whose models are not installed starts all the same and answers their
+/// calls 503 `model_not_installed` until `genai models install` has run (no restart needed).
+fn with_builtin_models(
+    mut router: genai_providers::Router,
+    catalog: &Catalog,
+) -> Result<genai_providers::Router, String> {
+    let offered: Vec<(&str, &str)> =
+        genai_providers::BUILTIN_MODELS.into_iter().filter(|(id, _)| catalog.model(id).is_some()).collect();
+    if offered.iter().all(|(id, _)| router.serves(id)) {
+        return Ok(router);
+    }
+    let dir = genai_models::default_dir();
+    let models = genai_models::Models::start(genai_models::ModelsConfig::new(&dir))
+        .map_err(|e| format!("starting the built-in models: {e}"))?;
+    let missing: Vec<&str> =
+        genai_models::install::MODELS.iter().filter(|m| !m.path(&dir).is_dir()).map(|m| m.model).collect();
+    if missing.is_empty() {
+        tracing::info!(dir = %dir.display(), "built-in models installed");
+    } else {
+        tracing::warn!(
+            dir = %dir.display(),
+            missing = ?missing,
+            "built-in models not installed: their calls answer 503 model_not_installed until `{}` runs",
+            genai_models::install::install_command(&dir)
+        );
+    }
+    router.serve_builtin(Arc::new(genai_providers::BuiltinProvider::new(models)), offered);
+    Ok(router)
+}
+
+/// What `--demo` prints about its resources: each key, and commands that work as printed (a
+/// `curl` line and an OpenAI-SDK one) once the built-in models are installed; if they are not,
+/// the command that installs them first.
+fn print_demo_resources(resources: &[genai_app::DemoResource], public_url: &str) {
+    use genai_core::catalog::ResourceType;
+    if resources.is_empty() {
+        return;
+    }
+    let base = format!("{}/v1", public_url.trim_end_matches('/'));
+    println!();
+    println!("Demo resources on the built-in models (created for the member), each with a runtime key:");
+    for r in resources {
+        println!("  {} ({}, {}): {}  key: {}", r.name, r.model, r.id, r.resource_type.as_str(), r.key);
+    }
+    let dir = genai_models::default_dir();
+    let missing = genai_models::install::MODELS.iter().any(|m| !m.path(&dir).is_dir());
+    if missing {
+        println!();
+        println!("The built-in models are not installed yet (about 190 MB, downloaded once); until they are,");
+        println!("their calls answer 503 model_not_installed. Install them from another terminal (no restart needed):");
+        println!("  {}", genai_models::install::install_command(&dir));
+    }
+    println!();
+    println!("Try them (curl, then OpenAI's Python SDK: pip install openai):");
+    for r in resources {
+        match r.resource_type {
+            ResourceType::TextGeneration => {
+                println!(
+                    "  curl -s {base}/chat/completions -H 'Authorization: Bearer {key}' -H 'content-type: application/json' \\\n    \
+                     -d '{{\"model\": \"{model}\", \"max_tokens\": 64, \"messages\": [{{\"role\": \"user\", \"content\": \"What is the capital of France?\"}}]}}'",
+                    key = r.key,
+                    model = r.model
+                );
+                println!(
+                    "  python3 -c 'import openai; c = openai.OpenAI(base_url=\"{base}\", api_key=\"{key}\"); \
+                     print(c.chat.completions.create(model=\"{model}\", max_tokens=64, messages=[{{\"role\": \"user\", \"content\": \"What is the capital of France?\"}}]).choices[0].message.content)'",
+                    key = r.key,
+                    model = r.model
+                );
+            }
+            ResourceType::EmbeddingsGeneration => {
+                println!(
+                    "  curl -s {base}/embeddings -H 'Authorization: Bearer {key}' -H 'content-type: application/json' \\\n    \
+                     -d '{{\"model\": \"{model}\", \"input\": [\"The new movie is awesome\", \"The new movie is so great\"]}}'",
+                    key = r.key,
+                    model = r.model
+                );
+                println!(
+                    "  python3 -c 'import openai; c = openai.OpenAI(base_url=\"{base}\", api_key=\"{key}\"); \
+                     print(c.embeddings.create(model=\"{model}\", input=[\"The new movie is awesome\"]).data[0].embedding[:4])'",
+                    key = r.key,
+                    model = r.model
+                );
+            }
+            ResourceType::KnowledgeBase => {}
+        }
+    }
+    println!();
+}
+
 fn init_logging(level: tracing::Level) {
     // Logs go to stderr (stdout carries what `serve` prints for people and scripts), coloured
     // only on a terminal.
@@ -118,7 +212,9 @@ async fn run(settings: Settings) -> Result<(), String> {
     // naming the line).
     let router_table = match &settings.providers {
         None => {
-            tracing::info!("no providers file (--providers, GENAI_PROVIDERS): the Runtime API serves no model");
+            tracing::info!(
+                "no providers file (--providers, GENAI_PROVIDERS): the Runtime API serves the built-in models only"
+            );
             genai_providers::Router::new()
         }
         Some(path) => {
@@ -127,6 +223,7 @@ async fn run(settings: Settings) -> Result<(), String> {
             genai_providers::Router::from_config(&config)
         }
     };
+    let router_table = with_builtin_models(router_table, &catalog)?;
     // The runtime's key cache hears this instance's revocations and plan changes at once.
     let key_cache = genai_runtime::KeyCache::new();
     let app = Arc::new(
@@ -149,6 +246,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 println!("  company admin: {}  password: {}", demo.admin.0, demo.admin.1);
                 println!("  API token of the admin (shown once): {}", demo.admin.2);
                 println!("  member:        {}  password: {}", demo.member.0, demo.member.1);
+                print_demo_resources(&demo.resources, &public_url);
             }
             None => println!(
                 "--demo: the database already has companies, so no demo company was created (the demo \

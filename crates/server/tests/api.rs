@@ -505,7 +505,11 @@ async fn catalog_is_served_and_can_be_replaced() {
     let (s, c) = srv.call("GET", "/api/v1/catalog", None, Some(&admin)).await;
     assert_eq!(s, 200);
     assert_eq!(c["regions"].as_array().unwrap().len(), 2);
-    assert_eq!(c["models"].as_array().unwrap().len(), 8);
+    assert_eq!(c["models"].as_array().unwrap().len(), 10);
+    let smol = c["models"].as_array().unwrap().iter().find(|m| m["id"] == "smollm2-135m-instruct").unwrap();
+    assert_eq!(smol["regions"], json!({"eu-central-1": "both", "ca-central-1": "both"}));
+    let minilm = c["models"].as_array().unwrap().iter().find(|m| m["id"] == "all-minilm-l6-v2").unwrap();
+    assert_eq!(minilm["type"], "embeddings_generation");
     assert_eq!(c["environments"], json!(["test", "acceptance", "production"]));
     let sonnet3 = c["models"].as_array().unwrap().iter().find(|m| m["id"] == "claude-sonnet-3").unwrap();
     assert_eq!(sonnet3["regions"], json!({"ca-central-1": "in_region_only"}));

@@ -207,6 +207,7 @@ pub(crate) fn upstream_error(rt: &Runtime, e: ProviderError) -> GwError {
         ),
         ProviderError::Refused { provider, .. } => (provider.as_str(), "refused"),
         ProviderError::ModelNotInstalled { .. } => ("builtin", "not_installed"),
+        ProviderError::Busy { provider, .. } => (provider.as_str(), "busy"),
     };
     rt.metrics().upstream_error(provider, kind);
     if e.status() >= 500 {
