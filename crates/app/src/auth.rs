@@ -16,7 +16,8 @@ use crate::error::AppError;
 use crate::ids::random_bytes;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Argon2, PasswordHash};
-use genai_store::{Role, User};
+use genai_core::Instant;
+use genai_store::{ApiToken, Role, User};
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 use subtle::ConstantTimeEq;
@@ -135,6 +136,93 @@ pub async fn verify_password(password: &str, phc: Option<&str>) -> Result<bool, 
         }
     })
     .await
+}
+
+/// How long a resolved API token is trusted without asking the database again. A revocation or
+/// a disabling made on this instance empties the cache at once ([`TokenCache::invalidate`]);
+/// one made on another instance is seen here within this time (the contract allows 2 s).
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// At most this many tokens are remembered; beyond it the cache starts again empty.
+const TOKEN_CACHE_CAPACITY: usize = 10_000;
+
+/// API tokens recently resolved to their user, by token hash.
+///
+/// Authenticating a user's token was one database read per request (the token, joined with
+/// its user, checked usable now). Under load that read is a good part of a cheap request's
+/// cost, and every request repeats it for the same few tokens; so a resolution is remembered
+/// for [`TOKEN_CACHE_TTL`]. Invalidation is immediate on this instance: the use cases that
+/// revoke a token or disable a user call [`TokenCache::invalidate`] right after their commit,
+/// and a generation counter keeps a lookup that raced with that commit from putting back what
+/// it read before. An expiry is checked on every hit against the application's clock. Only
+/// successful resolutions are kept: an unknown token always asks the database.
+#[derive(Default)]
+pub struct TokenCache {
+    inner: std::sync::Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    generation: u64,
+    entries: std::collections::HashMap<String, Cached>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    user: User,
+    token: ApiToken,
+    fetched: std::time::Instant,
+}
+
+impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        // A panic while holding this lock cannot leave it inconsistent (plain map operations).
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The remembered resolution of a token hash, if fresh and not expired at `now`; with the
+    /// generation to pass to [`TokenCache::insert`] after asking the database otherwise.
+    pub fn get(&self, hash: &str, now: Instant) -> Result<(User, ApiToken), u64> {
+        let mut inner = self.lock();
+        match inner.entries.get(hash) {
+            Some(c) if c.fetched.elapsed() < TOKEN_CACHE_TTL && c.token.expires_at.is_none_or(|e| e > now) => {
+                Ok((c.user.clone(), c.token.clone()))
+            }
+            Some(_) => {
+                inner.entries.remove(hash);
+                Err(inner.generation)
+            }
+            None => Err(inner.generation),
+        }
+    }
+
+    /// Remembers a resolution read from the database, unless the cache was invalidated since
+    /// `generation` was taken (the read may predate a revocation).
+    pub fn insert(&self, hash: &str, generation: u64, user: &User, token: &ApiToken) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.entries.len() >= TOKEN_CACHE_CAPACITY {
+            inner.entries.clear();
+        }
+        let entry = Cached { user: user.clone(), token: token.clone(), fetched: std::time::Instant::now() };
+        inner.entries.insert(hash.to_string(), entry);
+    }
+
+    /// Records that a token's use was written, so that hits do not write it again.
+    pub fn used(&self, hash: &str, at: Instant) {
+        if let Some(c) = self.lock().entries.get_mut(hash) {
+            c.token.last_used_at = Some(at);
+        }
+    }
+
+    /// Forgets everything (a token was revoked or a user disabled on this instance).
+    pub fn invalidate(&self) {
+        let mut inner = self.lock();
+        inner.generation = inner.generation.wrapping_add(1);
+        inner.entries.clear();
+    }
 }
 
 #[cfg(test)]
