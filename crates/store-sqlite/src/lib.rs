@@ -27,9 +27,9 @@ pub use migrate::migrations;
 
 use async_trait::async_trait;
 use genai_store::{StoreError, StoreResult};
-use genai_store_sql::{bind, Arg, Attempt, Backend, Conn, Decoder, Fail, SqlStore, Transaction};
+use genai_store_sql::{bind, Arg, Attempt, Backend, Conn, Decoder, Fail, RowRead, SqlStore, Transaction};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqlitePool};
+use sqlx::{ConnectOptions, Connection, SqlitePool};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,9 +54,12 @@ pub async fn open(url: &str) -> StoreResult<SqliteStore> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
-    let mut conn = options.connect().await.map_err(StoreError::database)?;
-    migrate::run(&mut conn).await?;
-    let writer = Writer::start(conn);
+    // Migrations run on a sqlx connection (they are multi-statement scripts); then the writer is
+    // a rusqlite connection on the same file (see `writer` for why).
+    let mut migrator = options.connect().await.map_err(StoreError::database)?;
+    migrate::run(&mut migrator).await?;
+    migrator.close().await.map_err(StoreError::database)?;
+    let writer = Writer::start(open_writer(options.get_filename())?);
     let reader = SqlitePoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(30))
@@ -66,14 +69,106 @@ pub async fn open(url: &str) -> StoreResult<SqliteStore> {
     Ok(SqlStore::new(SqliteBackend { writer, reader }))
 }
 
+/// The writer connection: WAL, `synchronous = FULL`, foreign keys, a busy timeout for other
+/// processes on the same file, and a cache of prepared statements.
+fn open_writer(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path).map_err(StoreError::database)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(StoreError::database)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(StoreError::database)?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+/// The field a SQLite uniqueness violation is about, by the columns SQLite names.
+fn duplicate_field(message: &str) -> Option<&'static str> {
+    match message {
+        "UNIQUE constraint failed: users.email" => Some("email"),
+        "UNIQUE constraint failed: resources.company_id, resources.name_key" => Some("display_name"),
+        _ => None,
+    }
+}
+
+/// What a writer error means, as [`classify`] does for sqlx's.
+fn classify_write(e: rusqlite::Error) -> Fail {
+    use rusqlite::ffi;
+    if let rusqlite::Error::SqliteFailure(f, message) = &e {
+        match f.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                if let Some(field) = message.as_deref().and_then(duplicate_field) {
+                    return Fail::Store(StoreError::Duplicate(field));
+                }
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return Fail::Store(StoreError::NotFound),
+            _ => {}
+        }
+    }
+    Fail::Store(StoreError::database(e))
+}
+
+/// Prepares (from the cache) and binds a statement. Placeholders are `$N`, and SQLite numbers
+/// named parameters in order of first appearance, so each is bound by its name's number, as
+/// sqlx does.
+fn prepare<'c>(conn: &'c rusqlite::Connection, sql: &str, args: &[Arg<'_>]) -> Attempt<rusqlite::CachedStatement<'c>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(classify_write)?;
+    for i in 1..=stmt.parameter_count() {
+        let n = match stmt.parameter_name(i) {
+            Some(name) => name.trim_start_matches(['$', '?', ':', '@']).parse::<usize>().unwrap_or(0),
+            None => i,
+        };
+        let arg = n.checked_sub(1).and_then(|k| args.get(k)).ok_or_else(|| {
+            Fail::Store(StoreError::database(format!("statement parameter {i} has no argument: {sql}")))
+        })?;
+        let bound = match *arg {
+            Arg::Text(v) => stmt.raw_bind_parameter(i, v),
+            Arg::Int(v) => stmt.raw_bind_parameter(i, v),
+            Arg::Bool(v) => stmt.raw_bind_parameter(i, v),
+        };
+        bound.map_err(classify_write)?;
+    }
+    Ok(stmt)
+}
+
+/// A row of the writer connection, read by column name like sqlx's rows.
+struct WriterRow<'a, 'r>(&'a rusqlite::Row<'r>);
+
+impl WriterRow<'_, '_> {
+    fn get<T: rusqlite::types::FromSql>(&self, column: &'static str) -> StoreResult<T> {
+        self.0.get(column).map_err(|e| match e {
+            rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::corrupt(column, e),
+            other => StoreError::database(other),
+        })
+    }
+}
+
+impl RowRead for WriterRow<'_, '_> {
+    fn text(&self, column: &'static str) -> StoreResult<String> {
+        self.get(column)
+    }
+
+    fn opt_text(&self, column: &'static str) -> StoreResult<Option<String>> {
+        self.get(column)
+    }
+
+    fn int(&self, column: &'static str) -> StoreResult<i64> {
+        self.get(column)
+    }
+
+    fn opt_int(&self, column: &'static str) -> StoreResult<Option<i64>> {
+        self.get(column)
+    }
+
+    fn boolean(&self, column: &'static str) -> StoreResult<bool> {
+        self.get(column)
+    }
+}
+
 /// What a driver error means; SQLite has no transient conflicts inside one writer.
 fn classify(e: sqlx::Error) -> Fail {
     let duplicate = match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => match d.message() {
-            "UNIQUE constraint failed: users.email" => Some("email"),
-            "UNIQUE constraint failed: resources.company_id, resources.name_key" => Some("display_name"),
-            _ => None,
-        },
+        sqlx::Error::Database(d) if d.is_unique_violation() => duplicate_field(d.message()),
         _ => None,
     };
     Fail::from_driver(e, duplicate)
@@ -82,21 +177,34 @@ fn classify(e: sqlx::Error) -> Fail {
 /// A write transaction: one logical write of the writer's current group.
 pub struct SqliteTx(LogicalWrite);
 
+impl SqliteTx {
+    fn conn(&mut self) -> Attempt<&rusqlite::Connection> {
+        self.0.conn().ok_or_else(|| Fail::Store(StoreError::database("the write was already finished")))
+    }
+}
+
 /// The read-only pool.
 pub struct SqliteReader(SqlitePool);
 
 #[async_trait]
 impl Conn for SqliteTx {
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Attempt<u64> {
-        let conn = self.0.conn().map_err(classify)?;
-        let done = bind(sqlx::query(sql), args).execute(conn).await.map_err(classify)?;
-        Ok(done.rows_affected())
+        let conn = self.conn()?;
+        let mut stmt = prepare(conn, sql, args)?;
+        let mut rows = stmt.raw_query();
+        while rows.next().map_err(classify_write)?.is_some() {}
+        drop(rows);
+        Ok(conn.changes())
     }
 
     async fn fetch<T: Send + 'static>(&mut self, sql: &str, args: &[Arg<'_>], decode: Decoder<T>) -> Attempt<Vec<T>> {
-        let conn = self.0.conn().map_err(classify)?;
-        let rows = bind(sqlx::query(sql), args).fetch_all(conn).await.map_err(classify)?;
-        Ok(rows.iter().map(|r| decode(r)).collect::<StoreResult<_>>()?)
+        let mut stmt = prepare(self.conn()?, sql, args)?;
+        let mut rows = stmt.raw_query();
+        let mut found = Vec::new();
+        while let Some(row) = rows.next().map_err(classify_write)? {
+            found.push(decode(&WriterRow(row))?);
+        }
+        Ok(found)
     }
 }
 
@@ -127,7 +235,7 @@ impl Backend for SqliteBackend {
     const SKIP_LOCKED: &'static str = "";
 
     async fn begin(&self) -> Attempt<SqliteTx> {
-        Ok(SqliteTx(self.writer.begin().await.map_err(classify)?))
+        Ok(SqliteTx(self.writer.begin().await.map_err(classify_write)?))
     }
 
     fn reader(&self) -> SqliteReader {

@@ -29,8 +29,18 @@
 //! kill -9 safety: nothing is answered before its `COMMIT` returned, and `synchronous = FULL`
 //! makes that commit durable against a power loss too (the kill -9 test lives in
 //! `crates/server/tests/durability.rs`).
+//!
+//! **Why rusqlite here, and not sqlx.** sqlx runs each SQLite connection on a worker thread of
+//! its own and sends it every statement over a channel: two thread switches per statement.
+//! A Control Center write is 6–10 statements, and profiling the saturated benchmark showed the
+//! server spending about half its CPU time switching between the async workers and sqlx's
+//! SQLite thread, not running SQL. The writer connection is therefore a plain
+//! `rusqlite::Connection` (the same `libsqlite3-sys` that sqlx links, so no second SQLite)
+//! whose statements run inline, in microseconds, on the task that holds it; only the group's
+//! `COMMIT`, which waits for the disk, runs on the blocking pool. Readers stay on sqlx's pool
+//! (their queries may be long, such as a whole listing, and must not hold an async worker).
 
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::sync::{oneshot, Mutex, Notify, OwnedMutexGuard};
@@ -38,7 +48,7 @@ use tokio::sync::{oneshot, Mutex, Notify, OwnedMutexGuard};
 /// The savepoint of one logical write.
 const SAVEPOINT: &str = "SAVEPOINT genai_write";
 const RELEASE: &str = "RELEASE SAVEPOINT genai_write";
-const UNDO: &str = "ROLLBACK TO SAVEPOINT genai_write";
+const UNDO: &str = "ROLLBACK TO SAVEPOINT genai_write; RELEASE SAVEPOINT genai_write";
 
 /// What a member of a group is told: its group's commit succeeded, or why not.
 type Answer = Result<(), String>;
@@ -46,7 +56,7 @@ type Answer = Result<(), String>;
 /// The writer connection and the group being formed on it.
 pub(crate) struct WriterState {
     /// The one writer connection.
-    pub(crate) conn: SqliteConnection,
+    pub(crate) conn: Connection,
     /// Whether the outer transaction is open.
     open: bool,
     /// The last logical write ended without `commit`: roll it back before anything else.
@@ -57,26 +67,23 @@ pub(crate) struct WriterState {
 
 impl WriterState {
     /// Rolls back a logical write left behind, if any. On failure the group is failed.
-    async fn settle(&mut self) -> Result<(), sqlx::Error> {
+    fn settle(&mut self) -> rusqlite::Result<()> {
         if !self.undo {
             return Ok(());
         }
         self.undo = false;
-        let undone = match sqlx::query(UNDO).execute(&mut self.conn).await {
-            Ok(_) => sqlx::query(RELEASE).execute(&mut self.conn).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
+        let undone = self.conn.execute_batch(UNDO);
         if let Err(e) = &undone {
-            self.fail_group(&format!("the write group's transaction was lost: {e}")).await;
+            self.fail_group(&format!("the write group's transaction was lost: {e}"));
         }
         undone
     }
 
     /// Rolls the outer transaction back and tells every waiting member why.
-    async fn fail_group(&mut self, why: &str) {
+    fn fail_group(&mut self, why: &str) {
         if self.open {
             // It may already be gone (that is often why we are here); nothing more to do then.
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            let _ = self.conn.execute_batch("ROLLBACK");
             self.open = false;
         }
         for member in self.waiting.drain(..) {
@@ -84,27 +91,27 @@ impl WriterState {
         }
     }
 
-    /// Commits the open group and answers its members.
-    async fn commit_group(&mut self) {
-        if self.settle().await.is_err() || !self.open {
+    /// Commits the open group and answers its members (blocking: waits for the disk).
+    fn commit_group(&mut self) {
+        if self.settle().is_err() || !self.open {
             return;
         }
         if self.waiting.is_empty() {
             // Only rolled-back writes: end the transaction so other processes may write.
-            if let Err(e) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 tracing::warn!(error = %e, "ending an empty write group failed");
             }
             self.open = false;
             return;
         }
-        match sqlx::query("COMMIT").execute(&mut self.conn).await {
-            Ok(_) => {
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
                 self.open = false;
                 for member in self.waiting.drain(..) {
                     let _ = member.send(Ok(()));
                 }
             }
-            Err(e) => self.fail_group(&format!("committing the write group failed: {e}")).await,
+            Err(e) => self.fail_group(&format!("committing the write group failed: {e}")),
         }
     }
 }
@@ -131,7 +138,7 @@ impl Drop for Writer {
 
 impl Writer {
     /// Wraps the (migrated, configured) writer connection and starts its committer task.
-    pub(crate) fn start(conn: SqliteConnection) -> Arc<Writer> {
+    pub(crate) fn start(conn: Connection) -> Arc<Writer> {
         let state = Arc::new(Mutex::new(WriterState { conn, open: false, undo: false, waiting: Vec::new() }));
         let wake = Arc::new(Wake { notify: Notify::new(), closed: AtomicBool::new(false) });
         tokio::spawn(committer(Arc::downgrade(&state), wake.clone()));
@@ -140,15 +147,17 @@ impl Writer {
 
     /// Begins a logical write: waits for the connection, joins (or opens) the group's
     /// transaction and sets the write's savepoint.
-    pub(crate) async fn begin(self: &Arc<Self>) -> Result<LogicalWrite, sqlx::Error> {
+    pub(crate) async fn begin(self: &Arc<Self>) -> rusqlite::Result<LogicalWrite> {
         let mut guard = self.state.clone().lock_owned().await;
-        guard.settle().await?;
+        guard.settle()?;
         if !guard.open {
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut guard.conn).await?;
+            // Inline: only another process holding the file's write lock can make this wait
+            // (up to the busy timeout).
+            guard.conn.execute_batch("BEGIN IMMEDIATE")?;
             guard.open = true;
         }
-        if let Err(e) = sqlx::query(SAVEPOINT).execute(&mut guard.conn).await {
-            guard.fail_group(&format!("starting a write failed: {e}")).await;
+        if let Err(e) = guard.conn.execute_batch(SAVEPOINT) {
+            guard.fail_group(&format!("starting a write failed: {e}"));
             return Err(e);
         }
         Ok(LogicalWrite { guard: Some(guard), writer: self.clone() })
@@ -164,7 +173,12 @@ async fn committer(state: Weak<Mutex<WriterState>>, wake: Arc<Wake>) {
         }
         let Some(state) = state.upgrade() else { return };
         // Fair mutex: this queues behind every write already waiting, which join the group.
-        state.lock().await.commit_group().await;
+        let mut guard = state.lock_owned().await;
+        // The commit waits for the disk: off the async workers, holding the connection.
+        let done = tokio::task::spawn_blocking(move || guard.commit_group()).await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "the group commit task failed");
+        }
     }
 }
 
@@ -176,11 +190,8 @@ pub(crate) struct LogicalWrite {
 
 impl LogicalWrite {
     /// The connection, for the write's statements.
-    pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
-        match self.guard.as_mut() {
-            Some(g) => Ok(&mut g.conn),
-            None => Err(sqlx::Error::WorkerCrashed),
-        }
+    pub(crate) fn conn(&mut self) -> Option<&Connection> {
+        self.guard.as_ref().map(|g| &g.conn)
     }
 
     /// Makes the write part of the group and waits until the group is on disk.
@@ -188,9 +199,9 @@ impl LogicalWrite {
         let Some(mut guard) = self.guard.take() else {
             return Err("the write was already finished".into());
         };
-        if let Err(e) = sqlx::query(RELEASE).execute(&mut guard.conn).await {
+        if let Err(e) = guard.conn.execute_batch(RELEASE) {
             let why = format!("the write group's transaction was lost: {e}");
-            guard.fail_group(&why).await;
+            guard.fail_group(&why);
             return Err(why);
         }
         let (member, answer) = oneshot::channel();
