@@ -246,4 +246,59 @@ mod tests {
         assert!(!constant_time_eq(b"ab", b"abc"));
         assert_eq!(new_token_secret().len(), "genai_".len() + 64);
     }
+
+    fn resolved(expires_at: Option<Instant>) -> (User, ApiToken) {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z").unwrap().to_utc();
+        let user = User {
+            id: genai_core::UserId("usr_1".into()),
+            company_id: genai_core::CompanyId("cmp_1".into()),
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+            role: Role::CompanyAdmin,
+            password_hash: None,
+            created_at: at,
+            disabled_at: None,
+        };
+        let token = ApiToken {
+            id: "tok_1".into(),
+            user_id: user.id.clone(),
+            token_hash: "h".into(),
+            description: String::new(),
+            created_at: at,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        (user, token)
+    }
+
+    #[test]
+    fn token_cache_hits_until_invalidated_and_refuses_what_raced_an_invalidation() {
+        let cache = TokenCache::default();
+        let (user, token) = resolved(None);
+        let now = token.created_at;
+        let generation = cache.get("h", now).map(|_| ()).unwrap_err();
+        cache.insert("h", generation, &user, &token);
+        assert_eq!(cache.get("h", now).map(|(u, _)| u.email).ok().as_deref(), Some("ada@example.com"));
+        cache.used("h", now);
+        assert_eq!(cache.get("h", now).map(|(_, t)| t.last_used_at).ok(), Some(Some(now)), "a hit sees its use");
+        // A lookup that began before a revocation must not put back what it read.
+        let before = cache.get("other", now).map(|_| ()).unwrap_err();
+        cache.invalidate();
+        assert!(cache.get("h", now).is_err(), "invalidation empties the cache");
+        cache.insert("h", before, &user, &token);
+        assert!(cache.get("h", now).is_err(), "a read from before the invalidation is not kept");
+    }
+
+    #[test]
+    fn token_cache_checks_expiry_on_every_hit() {
+        let cache = TokenCache::default();
+        let (user, token) = resolved(None);
+        let expires = token.created_at + chrono::Duration::minutes(1);
+        let (_, expiring) = resolved(Some(expires));
+        let generation = cache.get("h", token.created_at).map(|_| ()).unwrap_err();
+        cache.insert("h", generation, &user, &expiring);
+        assert!(cache.get("h", token.created_at).is_ok());
+        assert!(cache.get("h", expires).is_err(), "expired while cached");
+    }
 }
