@@ -13,6 +13,7 @@ pub mod body;
 pub mod docs;
 pub mod dto;
 pub mod error;
+pub mod gateway;
 pub mod headers;
 pub mod portal;
 pub mod serve;
@@ -37,7 +38,9 @@ pub struct AppState {
 /// No route matches: the API's envelope under `/api/`, a page elsewhere.
 async fn not_found(req: Request) -> Response {
     let path = req.uri().path();
-    if path.starts_with("/api/") {
+    if gateway::is_runtime_path(path) {
+        gateway::no_route(req.method().as_str(), path, 404)
+    } else if path.starts_with("/api/") {
         error::ApiError::no_route(req.method().as_str(), path).into_response()
     } else {
         web::not_found_page()
@@ -47,19 +50,34 @@ async fn not_found(req: Request) -> Response {
 /// The route exists but not with this method.
 async fn method_not_allowed(req: Request) -> Response {
     let path = req.uri().path();
-    if path.starts_with("/api/") {
+    if gateway::is_runtime_path(path) {
+        gateway::no_route(req.method().as_str(), path, 405)
+    } else if path.starts_with("/api/") {
         error::ApiError::method_not_allowed(req.method().as_str(), path).into_response()
     } else {
         web::method_not_allowed_page()
     }
 }
 
-/// The router of every HTTP endpoint; requests that take longer than `request_timeout` are
-/// answered 503 (see [`serve`]).
+/// The router of every HTTP endpoint but the Runtime API; requests that take longer than
+/// `request_timeout` are answered 503 (see [`serve`]).
 pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
+    router_with_runtime(app, None, request_timeout)
+}
+
+/// The router of every HTTP endpoint, with the Runtime API ([`gateway`]) when a runtime is
+/// given. Requests that take longer than `request_timeout` are answered 503 (see [`serve`]),
+/// except Runtime API calls, which the provider's own timeout bounds.
+pub fn router_with_runtime(
+    app: Arc<App>,
+    runtime: Option<genai_runtime::Runtime>,
+    request_timeout: Duration,
+) -> Router {
     use api::*;
     let state = AppState { app };
+    let gateway = runtime.map(gateway::routes::<AppState>).unwrap_or_default();
     Router::new()
+        .merge(gateway)
         .route("/healthz", get(get_health))
         .route("/api/openapi.json", get(docs::openapi_json))
         .route("/api/docs", get(docs::api_browser))

@@ -96,6 +96,9 @@ fn client_addr(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool)
 /// Middleware: answers 503 when the inner service takes longer than `limit` (installed by
 /// [`crate::router`], inside the header middleware so the refusal carries the usual headers).
 pub(crate) async fn request_timeout(limit: Duration, req: Request, next: Next) -> Response {
+    if crate::gateway::is_runtime_path(req.uri().path()) {
+        return next.run(req).await;
+    }
     let api = crate::headers::is_api_path(req.uri().path());
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(res) => res,

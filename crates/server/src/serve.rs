@@ -114,7 +114,28 @@ async fn run(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("--listen (GENAI_LISTEN): cannot listen on {}: {e}", settings.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| crate::settings::public_url_of(addr));
-    let app = Arc::new(App::new(store, catalog, clock, operator_token).with_public_url(&public_url));
+    // The Runtime API's routes: checked before anything is served (a bad file stops the start,
+    // naming the line).
+    let router_table = match &settings.providers {
+        None => {
+            tracing::info!("no providers file (--providers, GENAI_PROVIDERS): the Runtime API serves no model");
+            genai_providers::Router::new()
+        }
+        Some(path) => {
+            let config = genai_providers::ProvidersConfig::load(path, |m| catalog.model(m).is_some())
+                .map_err(|e| format!("--providers (GENAI_PROVIDERS): {e}"))?;
+            genai_providers::Router::from_config(&config)
+        }
+    };
+    // The runtime's key cache hears this instance's revocations and plan changes at once.
+    let key_cache = genai_runtime::KeyCache::new();
+    let app = Arc::new(
+        App::new(Arc::clone(&store), catalog, clock, operator_token)
+            .with_public_url(&public_url)
+            .with_runtime_events(key_cache.clone()),
+    );
+    let runtime =
+        genai_runtime::Runtime::start(app.clone(), store, router_table, key_cache, genai_runtime::Config::default());
 
     // Catch up on whatever fell due while the server was down, before answering anything.
     let caught_up = app.apply_due_changes().await.map_err(|e| format!("applying due changes: {}", e.chain()))?;
@@ -154,10 +175,12 @@ async fn run(settings: Settings) -> Result<(), String> {
         max_connections: limits.max_connections,
         trust_forwarded_for: limits.trust_forwarded_for,
     };
-    let router = genai_http::router(app, limits.request_timeout);
-    genai_http::serve::serve(listener, router, options, shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    let router = genai_http::router_with_runtime(app, Some(runtime.clone()), limits.request_timeout);
+    let served = genai_http::serve::serve(listener, router, options, shutdown_signal()).await;
+    // Every connection has finished: make the last usage durable and give the leases back.
+    runtime.shutdown().await;
+    tracing::info!("usage flushed and quota leases returned");
+    served.map_err(|e| format!("server error: {e}"))
 }
 
 async fn shutdown_signal() {

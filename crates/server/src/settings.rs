@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Replace the built-in catalog with this TOML file (`genai catalog --default` prints one)
     #[arg(long, env = "GENAI_CATALOG", value_name = "FILE")]
     catalog: Option<PathBuf>,
+    /// The providers file (TOML, RUNTIME.md §6): which upstream serves each model of the Runtime
+    /// API. Without it, no model is served (calls answer 503 model_not_served)
+    #[arg(long, env = "GENAI_PROVIDERS", value_name = "FILE")]
+    providers: Option<PathBuf>,
     /// On an empty database, create a demo company with 500 cloud tokens, an admin and a member,
     /// and print their logins
     #[arg(long)]
@@ -120,6 +124,7 @@ struct FileSettings {
     db_pool_size: Option<u32>,
     db_statement_timeout: Option<u64>,
     catalog: Option<PathBuf>,
+    providers: Option<PathBuf>,
     log: Option<String>,
     operator_token: Option<String>,
     header_read_timeout: Option<u64>,
@@ -181,6 +186,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// A catalog file replacing the built-in one.
     pub catalog: Option<PathBuf>,
+    /// The providers file of the Runtime API.
+    pub providers: Option<PathBuf>,
     /// The manual clock's start, if the clock is manual.
     pub manual_clock: Option<Instant>,
     /// Seed the demo company.
@@ -196,7 +203,6 @@ pub struct Settings {
     /// The URL clients reach this server at, without a trailing `/` (`None`: `http://` and the
     /// address it listens on, see [`public_url_of`]).
     pub public_url: Option<String>,
-    // The runtime adds `providers: Option<PathBuf>` here.
 }
 
 /// Why the settings cannot be used: every problem found, each naming its setting.
@@ -352,6 +358,8 @@ impl Settings {
         let database = database(&args.db, &file, &mut problems);
         let catalog =
             args.catalog.clone().or_else(|| file.catalog.clone().map(|p| relative_to(file_path.as_deref(), p)));
+        let providers =
+            args.providers.clone().or_else(|| file.providers.clone().map(|p| relative_to(file_path.as_deref(), p)));
         let manual_clock = match &args.manual_clock {
             None => None,
             Some(s) => {
@@ -439,6 +447,7 @@ impl Settings {
             listen,
             database,
             catalog,
+            providers,
             manual_clock,
             demo: args.demo,
             log,
