@@ -14,8 +14,10 @@
 //!   `SAVEPOINT`, so it sees every earlier write of the group and its checks (balance, versions,
 //!   idempotency keys) stay exactly as race-free as with one transaction per request.
 //! * **A failing write undoes only itself.** A logical write dropped without `commit` (an
-//!   error, a refused allocation, a cancelled request) is rolled back to its savepoint by the
-//!   next holder of the connection; the rest of the group is unaffected.
+//!   error, a refused allocation, an idempotent replay, a cancelled request) is rolled back to
+//!   its savepoint; the rest of the group is unaffected, and is committed right then, before
+//!   the dropped write's caller goes on (it may have read the group's uncommitted writes and is
+//!   about to act on them through the readers; see `Drop for LogicalWrite`).
 //! * **Answers wait for the disk.** A logical `commit` releases its savepoint, joins the
 //!   group's waiting list and gives up the connection, then waits. The committer task queues for
 //!   the connection behind the writes already waiting (the mutex is fair), so by the time it gets
@@ -213,12 +215,17 @@ impl LogicalWrite {
 }
 
 impl Drop for LogicalWrite {
+    /// A write that ends without `commit` (a refusal, an idempotent replay, a version
+    /// conflict, a cancelled request) is rolled back to its savepoint, and then the group it
+    /// joined is committed at once, here, before its caller goes on: what it read may include
+    /// the group's earlier, still uncommitted writes (say, the resource an idempotency key
+    /// points at, or the version it lost to), and its caller is about to act on that through
+    /// the readers, which see only committed data. A group with no committed member is just
+    /// ended. This blocks the current worker for one flush, only on this path.
     fn drop(&mut self) {
         if let Some(mut guard) = self.guard.take() {
             guard.undo = true;
-            drop(guard);
-            // If no other write comes, the committer ends the (possibly empty) group.
-            self.writer.wake.notify.notify_one();
+            guard.commit_group();
         }
     }
 }
