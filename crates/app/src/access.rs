@@ -36,8 +36,11 @@ impl App {
         if token.last_used_at.is_some_and(|t| t > since) {
             return;
         }
-        if let Err(e) = self.store.touch_api_token(&token.id, now, since).await {
-            tracing::warn!(token = %token.id, error = %genai_store::error_chain(&e), "recording a token's use failed");
+        match self.store.touch_api_token(&token.id, now, since).await {
+            Ok(()) => self.token_cache.used(&token.token_hash, now),
+            Err(e) => {
+                tracing::warn!(token = %token.id, error = %genai_store::error_chain(&e), "recording a token's use failed")
+            }
         }
     }
 
@@ -143,7 +146,11 @@ impl App {
         let mut audit = self.audit(actor, Some(&owner.company_id), now, "api_token.revoked");
         audit.details = json!({"token_id": token.id, "user_id": owner.id, "description": token.description});
         // Already revoked: nothing changes, and that is what was asked for.
-        self.store.revoke_api_token(&token.id, now, &audit).await?;
+        let revoked = self.store.revoke_api_token(&token.id, now, &audit).await;
+        // After the commit (and even on an error: the write may have happened): this instance
+        // refuses the token from the next request on.
+        self.token_cache.invalidate();
+        revoked?;
         Ok(())
     }
 
@@ -162,7 +169,9 @@ impl App {
         let action = if disabled { "user.disabled" } else { "user.enabled" };
         let mut audit = self.audit(actor, Some(&user.company_id), now, action);
         audit.details = json!({"user_id": user.id, "email": user.email});
-        self.store.set_user_disabled(id, disabled.then_some(now), &audit).await?;
+        let changed = self.store.set_user_disabled(id, disabled.then_some(now), &audit).await;
+        self.token_cache.invalidate();
+        changed?;
         self.store.user(id).await?.ok_or_else(|| AppError::NotFound("user".into()))
     }
 }

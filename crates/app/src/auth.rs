@@ -16,7 +16,8 @@ use crate::error::AppError;
 use crate::ids::random_bytes;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Argon2, PasswordHash};
-use genai_store::{Role, User};
+use genai_core::Instant;
+use genai_store::{ApiToken, Role, User};
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 use subtle::ConstantTimeEq;
@@ -137,6 +138,93 @@ pub async fn verify_password(password: &str, phc: Option<&str>) -> Result<bool, 
     .await
 }
 
+/// How long a resolved API token is trusted without asking the database again. A revocation or
+/// a disabling made on this instance empties the cache at once ([`TokenCache::invalidate`]);
+/// one made on another instance is seen here within this time (the contract allows 2 s).
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// At most this many tokens are remembered; beyond it the cache starts again empty.
+const TOKEN_CACHE_CAPACITY: usize = 10_000;
+
+/// API tokens recently resolved to their user, by token hash.
+///
+/// Authenticating a user's token was one database read per request (the token, joined with
+/// its user, checked usable now). Under load that read is a good part of a cheap request's
+/// cost, and every request repeats it for the same few tokens; so a resolution is remembered
+/// for [`TOKEN_CACHE_TTL`]. Invalidation is immediate on this instance: the use cases that
+/// revoke a token or disable a user call [`TokenCache::invalidate`] right after their commit,
+/// and a generation counter keeps a lookup that raced with that commit from putting back what
+/// it read before. An expiry is checked on every hit against the application's clock. Only
+/// successful resolutions are kept: an unknown token always asks the database.
+#[derive(Default)]
+pub struct TokenCache {
+    inner: std::sync::Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    generation: u64,
+    entries: std::collections::HashMap<String, Cached>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    user: User,
+    token: ApiToken,
+    fetched: std::time::Instant,
+}
+
+impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        // A panic while holding this lock cannot leave it inconsistent (plain map operations).
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The remembered resolution of a token hash, if fresh and not expired at `now`; with the
+    /// generation to pass to [`TokenCache::insert`] after asking the database otherwise.
+    pub fn get(&self, hash: &str, now: Instant) -> Result<(User, ApiToken), u64> {
+        let mut inner = self.lock();
+        match inner.entries.get(hash) {
+            Some(c) if c.fetched.elapsed() < TOKEN_CACHE_TTL && c.token.expires_at.is_none_or(|e| e > now) => {
+                Ok((c.user.clone(), c.token.clone()))
+            }
+            Some(_) => {
+                inner.entries.remove(hash);
+                Err(inner.generation)
+            }
+            None => Err(inner.generation),
+        }
+    }
+
+    /// Remembers a resolution read from the database, unless the cache was invalidated since
+    /// `generation` was taken (the read may predate a revocation).
+    pub fn insert(&self, hash: &str, generation: u64, user: &User, token: &ApiToken) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.entries.len() >= TOKEN_CACHE_CAPACITY {
+            inner.entries.clear();
+        }
+        let entry = Cached { user: user.clone(), token: token.clone(), fetched: std::time::Instant::now() };
+        inner.entries.insert(hash.to_string(), entry);
+    }
+
+    /// Records that a token's use was written, so that hits do not write it again.
+    pub fn used(&self, hash: &str, at: Instant) {
+        if let Some(c) = self.lock().entries.get_mut(hash) {
+            c.token.last_used_at = Some(at);
+        }
+    }
+
+    /// Forgets everything (a token was revoked or a user disabled on this instance).
+    pub fn invalidate(&self) {
+        let mut inner = self.lock();
+        inner.generation = inner.generation.wrapping_add(1);
+        inner.entries.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +245,60 @@ mod tests {
         assert!(constant_time_eq(b"ab", b"ab") && !constant_time_eq(b"ab", b"ac"));
         assert!(!constant_time_eq(b"ab", b"abc"));
         assert_eq!(new_token_secret().len(), "genai_".len() + 64);
+    }
+
+    fn resolved(expires_at: Option<Instant>) -> (User, ApiToken) {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z").unwrap().to_utc();
+        let user = User {
+            id: genai_core::UserId("usr_1".into()),
+            company_id: genai_core::CompanyId("cmp_1".into()),
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+            role: Role::CompanyAdmin,
+            password_hash: None,
+            created_at: at,
+            disabled_at: None,
+        };
+        let token = ApiToken {
+            id: "tok_1".into(),
+            user_id: user.id.clone(),
+            token_hash: "h".into(),
+            description: String::new(),
+            created_at: at,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        (user, token)
+    }
+
+    #[test]
+    fn token_cache_hits_until_invalidated_and_refuses_what_raced_an_invalidation() {
+        let cache = TokenCache::default();
+        let (user, token) = resolved(None);
+        let now = token.created_at;
+        let generation = cache.get("h", now).map(|_| ()).unwrap_err();
+        cache.insert("h", generation, &user, &token);
+        assert_eq!(cache.get("h", now).map(|(u, _)| u.email).ok().as_deref(), Some("ada@example.com"));
+        cache.used("h", now);
+        assert_eq!(cache.get("h", now).map(|(_, t)| t.last_used_at).ok(), Some(Some(now)), "a hit sees its use");
+        // A lookup that began before a revocation must not put back what it read.
+        let before = cache.get("other", now).map(|_| ()).unwrap_err();
+        cache.invalidate();
+        assert!(cache.get("h", now).is_err(), "invalidation empties the cache");
+        cache.insert("h", before, &user, &token);
+        assert!(cache.get("h", now).is_err(), "a read from before the invalidation is not kept");
+    }
+
+    #[test]
+    fn token_cache_checks_expiry_on_every_hit() {
+        let cache = TokenCache::default();
+        let (user, token) = resolved(None);
+        let expires = token.created_at + chrono::Duration::minutes(1);
+        let (_, expiring) = resolved(Some(expires));
+        let generation = cache.get("h", token.created_at).map(|_| ()).unwrap_err();
+        cache.insert("h", generation, &user, &expiring);
+        assert!(cache.get("h", token.created_at).is_ok());
+        assert!(cache.get("h", expires).is_err(), "expired while cached");
     }
 }

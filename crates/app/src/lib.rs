@@ -54,6 +54,7 @@ pub struct App {
     ids: IdGen,
     operator_token_hash: Option<String>,
     throttle: throttle::LoginThrottle,
+    token_cache: auth::TokenCache,
     scheduler: scheduler::Counters,
     events: Arc<dyn RuntimeEvents>,
     public_url: String,
@@ -227,6 +228,7 @@ impl App {
             ids: IdGen::default(),
             operator_token_hash: operator_token.filter(|t| !t.is_empty()).map(auth::token_hash),
             throttle: throttle::LoginThrottle::default(),
+            token_cache: auth::TokenCache::default(),
             scheduler: scheduler::Counters::default(),
             events: Arc::new(NoRuntimeEvents),
             public_url: DEFAULT_PUBLIC_URL.into(),
@@ -282,9 +284,10 @@ impl App {
     // ---- authentication -------------------------------------------------------------------
 
     /// Resolves a bearer token to an actor: the operator token, or a user's API token that is
-    /// neither revoked nor expired, of a user who is not disabled (checked on every request, so
-    /// a revocation or a disabling applies at once). Records the token's use, at most once per
-    /// [`access::LAST_USED_RESOLUTION`].
+    /// neither revoked nor expired, of a user who is not disabled. A resolution is remembered
+    /// for [`auth::TOKEN_CACHE_TTL`] ([`auth::TokenCache`]): a revocation or a disabling applies
+    /// at once on this instance and within that time on the others. Records the token's use,
+    /// at most once per [`access::LAST_USED_RESOLUTION`].
     pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Actor, AppError> {
         let token = bearer.map(str::trim).filter(|t| !t.is_empty()).ok_or(AppError::Unauthenticated)?;
         let hash = auth::token_hash(token);
@@ -294,8 +297,15 @@ impl App {
             }
         }
         let now = self.now();
-        let Some((user, token)) = self.store.token_user(&hash, now).await? else {
-            return Err(AppError::Unauthenticated);
+        let (user, token) = match self.token_cache.get(&hash, now) {
+            Ok(found) => found,
+            Err(generation) => {
+                let Some((user, token)) = self.store.token_user(&hash, now).await? else {
+                    return Err(AppError::Unauthenticated);
+                };
+                self.token_cache.insert(&hash, generation, &user, &token);
+                (user, token)
+            }
         };
         self.note_token_use(&token, now).await;
         Ok(Actor::User(user))

@@ -3,7 +3,7 @@
 //! on one SQLite file serialize on SQLite's own write lock.
 
 use genai_store::{StoreError, StoreResult};
-use sqlx::{Executor, SqlitePool};
+use sqlx::{Connection, Executor, SqliteConnection};
 
 /// (version, name, SQL), in order. Never edit an applied one: append.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -18,15 +18,15 @@ fn backend(e: sqlx::Error) -> StoreError {
     StoreError::database(e)
 }
 
-pub(crate) async fn run(pool: &SqlitePool) -> StoreResult<()> {
+pub(crate) async fn run(conn: &mut SqliteConnection) -> StoreResult<()> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(backend)?;
     for (version, name, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await.map_err(backend)?;
+        let mut tx = conn.begin().await.map_err(backend)?;
         let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
             .bind(version)
             .fetch_optional(&mut *tx)

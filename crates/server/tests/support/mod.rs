@@ -81,6 +81,11 @@ impl TestServer {
         TestServer { child, base, operator, database: database.to_string(), dir, client: reqwest::Client::new() }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server (as a crash would: SIGKILL).
     pub fn kill(mut self) -> (String, PathBuf) {
         let _ = self.child.kill();
