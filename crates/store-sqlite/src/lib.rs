@@ -144,6 +144,7 @@ fn prepare<'c>(conn: &'c rusqlite::Connection, sql: &str, args: &[Arg<'_>]) -> A
             Arg::Text(v) => stmt.raw_bind_parameter(i, v),
             Arg::Int(v) => stmt.raw_bind_parameter(i, v),
             Arg::Bool(v) => stmt.raw_bind_parameter(i, v),
+            Arg::Bytes(v) => stmt.raw_bind_parameter(i, v),
         };
         bound.map_err(classify_write)?;
     }
@@ -182,6 +183,10 @@ impl RowRead for WriterRow<'_, '_> {
     }
 
     fn boolean(&self, column: &'static str) -> StoreResult<bool> {
+        self.get(column)
+    }
+
+    fn bytes(&self, column: &'static str) -> StoreResult<Vec<u8>> {
         self.get(column)
     }
 }
