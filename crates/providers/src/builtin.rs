@@ -488,7 +488,7 @@ mod tests {
     fn vectors_are_written_short_and_base64_is_little_endian_f32() {
         let v = [0.1f32, -1.5, 3.0e-5];
         let f = floats(&v);
-        assert_eq!(serde_json::to_string(&f).unwrap(), "[0.1,-1.5,3e-5]");
+        assert_eq!(serde_json::to_string(&f).unwrap(), "[0.1,-1.5,0.00003]");
         assert!(f.iter().zip(v).all(|(a, b)| *a as f32 == b));
         assert_eq!(base64_f32(&[1.0]), "AACAPw==");
     }
