@@ -11,6 +11,7 @@ What it proves:
 - /v1/chat/completions (whole and streamed: same text at temperature 0, usage chunk equal to the
   answer's usage) and /v1/embeddings (float and the SDK's default base64; unit vectors; the
   similarity sentence-transformers gives) through the official SDK;
+- the Control Center API answers promptly (< 1 s) while a model generates;
 - usage is visible in the resource's consumption exactly as the answers reported it;
 - the quota is enforced (429 RateLimitError) on a tiny plan, and never exceeded;
 - without the models, the calls answer 503 model_not_installed naming `genai models install`.
@@ -187,6 +188,35 @@ def main():
                and usage.completion_tokens == whole.usage.completion_tokens, f"{usage} vs {whole.usage}")
         expect(finish == whole.choices[0].finish_reason, finish)
         print(f"ok: chat whole and streamed agree at temperature 0 ({whole.usage.completion_tokens} tokens: {text!r})")
+
+        # The Control Center stays responsive while a model computes: inference runs on the
+        # models' own threads, never on the server's async workers.
+        import threading
+        long_answer = {}
+        def generate():
+            long_answer["r"] = client.chat.completions.create(
+                model=CHAT, messages=[{"role": "user", "content": "Write a long story about a lighthouse."}],
+                temperature=0, max_tokens=100)
+        worker = threading.Thread(target=generate)
+        before = srv.consumption(token, chat_rid)
+        worker.start()
+        time.sleep(0.5)
+        latencies = []
+        while worker.is_alive() and len(latencies) < 20:
+            t0 = time.time()
+            req = urllib.request.Request(f"{srv.base}/api/v1/catalog", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req) as r:
+                expect(r.status == 200, r.status)
+            latencies.append(time.time() - t0)
+            time.sleep(0.05)
+        worker.join()
+        expect(len(latencies) >= 3, f"the generation ended before the check could run ({latencies})")
+        expect(max(latencies) < 1.0, f"the Control Center API stalled while the model computed: {latencies}")
+        print(f"ok: {len(latencies)} Control Center API calls during a generation, slowest {max(latencies) * 1000:.0f} ms")
+        after = srv.consumption(token, chat_rid)
+        lu = long_answer["r"].usage
+        expect(after["output_tokens"] - before["output_tokens"] == lu.completion_tokens, (before, after, lu))
+        base_chat = {k: after[k] - before[k] + base_chat[k] for k in base_chat}
 
         used = srv.consumption(token, chat_rid)
         expect(used["input_tokens"] - base_chat["input_tokens"] == 2 * whole.usage.prompt_tokens, used)
