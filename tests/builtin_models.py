@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import json
+import urllib.error
 import urllib.request
 
 import openai
@@ -64,7 +65,7 @@ output_tokens = 400
 type = "embeddings_generation"
 size = "small"
 cloud_tokens = 6
-input_tokens = 600
+input_tokens = 4000
 """
 
 
@@ -249,16 +250,32 @@ def main():
         used = srv.consumption(token, emb_rid)
         expect(used["input_tokens"] - base_emb["input_tokens"] == 22 and used["api_calls"] - base_emb["api_calls"] == 2, used)
         print(f"ok: embeddings (base64 and float) with cos = {cos:.4f}, usage {used}")
+        # The product family's Cohere invoke on the built-in model: truncate as the client says.
+        long_text = "word " * 300  # 1,500 characters, 302 word pieces: over the 256-piece window
+        def invoke(body):
+            req = urllib.request.Request(f"{srv.base}/runtime/v1/resources/{emb_rid}/invoke", method="POST",
+                                         data=json.dumps(body).encode(),
+                                         headers={"x-api-key": emb_key, "content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(req) as r:
+                    return r.status, json.load(r)
+            except urllib.error.HTTPError as e:
+                return e.code, json.load(e)
+        status, body = invoke({"texts": ["short", long_text], "input_type": "search_document", "truncate": "END"})
+        expect(status == 200 and len(body["embeddings"]) == 2 and len(body["embeddings"][1]) == 384, (status, body))
+        status, body = invoke({"texts": ["short", long_text], "input_type": "search_document"})
+        expect(status == 400 and "input[1]" in json.dumps(body), (status, body))
+        print("ok: Cohere invoke on the built-in model: truncate END embeds, the default NONE refuses (400)")
         refused = None
         for _ in range(40):
             try:
-                emb.embeddings.create(model=EMBED, input=["a sentence of several words to embed"] * 4)
+                emb.embeddings.create(model=EMBED, input=["a sentence of several words to embed"] * 20)
             except openai.RateLimitError as e:
                 refused = e
                 break
         expect(refused is not None, "no 429 on the embeddings quota")
         used = srv.consumption(token, emb_rid)
-        expect(used["input_tokens"] <= 600, used)
+        expect(used["input_tokens"] <= 4000, used)
         print(f"ok: the embeddings quota is enforced (429 at {used})")
     except BaseException:
         print(srv.text()[-3000:], file=sys.stderr)
