@@ -7,7 +7,7 @@
 //   GENAI_CHROMIUM   the browser (default /usr/bin/chromium)
 //   GENAI_E2E_SLOWMO milliseconds between browser actions, for watching a run (default 0)
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,9 +44,10 @@ function secret(prefix) {
 
 /**
  * Starts `genai serve` on 127.0.0.1:0 with a fresh SQLite database and waits for the line
- * "GenAI Resources listening on http://…". Returns { base, operatorToken, stop(), logTail() }.
+ * "GenAI Resources listening on http://…" (`args`: more arguments of `serve`, e.g. `--providers FILE`).
+ * Returns { base, operatorToken, dbPath, stop(), logTail() }.
  */
-export async function startServer({ manualClock = T0, timeoutMs = 60_000 } = {}) {
+export async function startServer({ manualClock = T0, timeoutMs = 60_000, args: extraArgs = [] } = {}) {
   const bin = serverBinary();
   if (!existsSync(bin)) {
     throw new Error(`the server binary ${bin} does not exist: run \`cargo build --release -p genai-server\` or set GENAI_BIN`);
@@ -55,6 +56,7 @@ export async function startServer({ manualClock = T0, timeoutMs = 60_000 } = {})
   const operatorToken = secret('op-');
   const args = ['serve', '--listen', '127.0.0.1:0', '--database', `sqlite://${tmp}/db.sqlite`];
   if (manualClock) args.push('--manual-clock', manualClock);
+  args.push(...extraArgs);
   const proc = spawn(bin, args, {
     env: { ...process.env, GENAI_OPERATOR_TOKEN: operatorToken, GENAI_LOG: process.env.GENAI_LOG || 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -88,6 +90,7 @@ export async function startServer({ manualClock = T0, timeoutMs = 60_000 } = {})
   const server = {
     base,
     operatorToken,
+    dbPath: join(tmp, 'db.sqlite'),
     logTail: () => log.slice(-40).join('\n'),
     async stop() {
       if (!exited) {
@@ -192,6 +195,7 @@ export async function provisionViaApi(server, company, {
   name,
   plan,
   embeddingsResourceId,
+  user,
 } = {}) {
   const body = {
     type,
@@ -200,7 +204,7 @@ export async function provisionViaApi(server, company, {
     region: 'eu-central-1',
     ...MODEL_FOR[type],
     plan: plan || (type === 'knowledge_base' ? 'standard' : 'small'),
-    user: { name: 'Ada Lovelace', email: 'ada@e2e.example' },
+    user: user || { name: 'Ada Lovelace', email: 'ada@e2e.example' },
   };
   if (embeddingsResourceId) body.embeddings_resource_id = embeddingsResourceId;
   const res = await api(server, 'POST', '/api/v1/resources', { token: company.admin.token, body, expect: 201 });
@@ -447,6 +451,11 @@ export async function openRowMenu(page, name) {
   const details = page.locator('details.row-menu').filter({ has: summary });
   if ((await details.getAttribute('open')) === null) await summary.click();
   await eventually(async () => assert.notEqual(await details.getAttribute('open'), null, 'the row menu opened'));
+  // With JavaScript the menu stays invisible until app.js has placed it (on the toggle event,
+  // a moment after `open`): wait for that, so that reading its items never races the placing.
+  await eventually(async () => assert.ok(
+    await details.locator('.menu').evaluate((m) => !document.documentElement.classList.contains('js') || m.hasAttribute('data-placed')),
+    'the row menu was placed'));
   return details;
 }
 
@@ -480,4 +489,37 @@ export async function statusMessage(page) {
   const status = page.getByRole('status').filter({ hasText: /\S/ }).first();
   await status.waitFor();
   return (await status.innerText()).trim();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage (the Portal's consumption)
+
+/**
+ * Writes usage rows straight into the server's SQLite database (WAL mode, so the running server
+ * sees them at its next read), exactly the rows the runtime's group commit writes: one
+ * `usage_days` row per UTC day and one `usage_months` row per bundle month (keyed by its start in
+ * ms). The Runtime API is not part of this build's browser tests, so this is how they get usage.
+ * `days`: [{ day: 'YYYY-MM-DD', input, output, calls }]; `months`: [{ start: ISO instant, input,
+ * output, calls }]. Uses Python's sqlite3 module.
+ */
+export function seedUsage(server, resourceId, { days = [], months = [] }) {
+  const script = `
+import json, sqlite3, sys
+db, rid, days, months = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+con = sqlite3.connect(db, timeout=10)
+with con:
+    for d in days:
+        con.execute("INSERT INTO usage_days (resource_id, day, input_tokens, output_tokens, api_calls) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (resource_id, day) DO UPDATE SET input_tokens = excluded.input_tokens, "
+                    "output_tokens = excluded.output_tokens, api_calls = excluded.api_calls",
+                    (rid, d["day"], d["input"], d["output"], d["calls"]))
+    for m in months:
+        con.execute("INSERT INTO usage_months (resource_id, month_start, input_used, output_used, api_calls) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (resource_id, month_start) DO UPDATE SET input_used = excluded.input_used, "
+                    "output_used = excluded.output_used, api_calls = excluded.api_calls",
+                    (rid, m["start_ms"], m["input"], m["output"], m["calls"]))
+con.close()
+`;
+  const monthRows = months.map((m) => ({ ...m, start_ms: Date.parse(m.start) }));
+  execFileSync('python3', ['-c', script, server.dbPath, resourceId, JSON.stringify(days), JSON.stringify(monthRows)], { stdio: 'pipe' });
 }

@@ -160,8 +160,9 @@ describe('Control Center UI', () => {
   it('shows a member a 403 page saying only company admins may use the Control Center', async () => {
     const company = await seedCompany(server, { member: true });
     const page = await browser.newPage();
-    await login(page, server, company.member, { expectPath: null });
-    await page.getByRole('heading', { name: /Only company admins/ }).waitFor();
+    // A member lands on the GenAI Portal (tests/e2e/portal.test.mjs covers it); the Control
+    // Center answers them with a refusal.
+    await login(page, server, company.member, { expectPath: '/portal' });
     const res = await page.goto(server.base + '/resources?type=text_generation');
     assert.equal(res.status(), 403);
     await page.getByRole('heading', { name: /Only company admins/ }).waitFor();

@@ -62,9 +62,52 @@
     var first = dialog.querySelector("button, a, input, select");
     if (first) first.focus();
     dialog.addEventListener("close", function () {
-      host.innerHTML = "";
+      // A dialog replaced by the next one (Create Key's form by the new key) is not the host's any more.
+      if (dialog.parentElement === host) host.innerHTML = "";
       if (back && back.focus) back.focus();
     });
+  });
+
+  // A dialog the page itself was sent with open (the Portal's key dialogs without htmx) becomes
+  // modal as well; closing it goes to where its Cancel/Done link points.
+  document.querySelectorAll("main dialog[data-modal][open]").forEach(function (dialog) {
+    dialog.removeAttribute("open");
+    dialog.showModal();
+    var first = dialog.querySelector("input:not([type=hidden]), button, a");
+    if (first) first.focus();
+    dialog.addEventListener("close", function () {
+      var back = dialog.querySelector("[data-close-dialog]");
+      if (back && back.href) window.location.assign(back.href);
+    });
+  });
+
+  // Copy buttons: copy the named field's text, and say so on the button.
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest("[data-copy]");
+    if (!button) return;
+    var field = document.getElementById(button.getAttribute("data-copy"));
+    if (!field) return;
+    var done = function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 2000);
+    };
+    var fallback = function () {
+      field.focus();
+      field.select();
+      try { document.execCommand("copy"); } catch (err) { /* the text stays selected for Ctrl+C */ }
+      done();
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(done, fallback);
+    } else {
+      fallback();
+    }
+  });
+
+  // A select marked data-autosubmit (the Portal's period) submits its form when changed.
+  document.addEventListener("change", function (e) {
+    var select = e.target.closest("select[data-autosubmit]");
+    if (select && select.form) select.form.submit();
   });
 
   document.addEventListener("click", function (e) {

@@ -7,8 +7,9 @@
 //!   unknown for [`Config::negative_ttl`](crate::Config) (at most [`NEGATIVE_MAX`] of them), so
 //!   garbage keys do not cost a query each.
 //! - Every tick (1 s) the entries used in the last [`Config::key_idle`](crate::Config) are
-//!   re-read from the database, so a revocation, plan change or deprovisioning made on another
-//!   instance is seen within about 2 s; entries idle longer are dropped.
+//!   re-read from the database in one batched read (`KeyStore::runtime_keys`), so a
+//!   revocation, plan change or deprovisioning made on another instance is seen within about
+//!   2 s; entries idle longer are dropped.
 //! - This instance's changes arrive at once through [`RuntimeEvents`]: a revoked key is refused
 //!   from that moment, a changed resource is re-read by the next call that uses it.
 
@@ -212,7 +213,8 @@ impl KeyCache {
         Ok(Caller { entry })
     }
 
-    /// Re-reads the entries used recently (their keys and resources) and drops the others.
+    /// Re-reads the entries used recently (their keys and resources, one batched read) and
+    /// drops the others.
     pub(crate) async fn refresh(&self, inner: &Inner) {
         let now_ms = wall_ms();
         let idle = i64::try_from(inner.config.key_idle.as_millis()).unwrap_or(i64::MAX);
@@ -223,20 +225,50 @@ impl KeyCache {
             }
             Err(_) => return,
         };
-        for public_id in recent {
-            let last_used = self.cached(&public_id).map(|e| e.last_used_ms.load(Ordering::Relaxed));
-            match self.load(inner, &public_id).await {
-                Ok(Some(fresh)) => {
-                    // Keep the eviction clock: a refresh is not a use.
-                    if let Some(t) = last_used {
-                        fresh.last_used_ms.store(t, Ordering::Relaxed);
-                    }
-                    inner.meter_quota_check(&fresh.resource);
-                }
-                Ok(None) => {}
+        if !recent.is_empty() {
+            let found = match inner.store.runtime_keys(&recent).await {
+                Ok(found) => found,
                 // The database is unreachable: keep serving from the cache (the leases bound
                 // what can be used meanwhile) and try again next tick.
-                Err(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %genai_store::error_chain(&e), "refreshing runtime keys failed");
+                    return;
+                }
+            };
+            let mut fresh: HashMap<String, (RuntimeKey, Resource)> =
+                found.into_iter().map(|(k, r)| (k.public_id.clone(), (k, r))).collect();
+            let mut changed = Vec::new();
+            if let Ok(mut map) = self.entries.write() {
+                for public_id in &recent {
+                    let Some(old) = map.get(public_id).cloned() else { continue };
+                    match fresh.remove(public_id) {
+                        // Deleted (never happens today): forget it.
+                        None => {
+                            map.remove(public_id);
+                        }
+                        Some((key, resource)) => {
+                            let Some(entry) = KeyEntry::new(key, resource, Arc::clone(&old.touched_ms)) else {
+                                continue;
+                            };
+                            // A refresh is not a use; a revocation heard meanwhile is final.
+                            entry.last_used_ms.store(old.last_used_ms.load(Ordering::Relaxed), Ordering::Relaxed);
+                            if old.revoked.load(Ordering::Acquire) {
+                                entry.revoked.store(true, Ordering::Release);
+                            }
+                            // This read may predate the change an event announced: the next
+                            // call still re-reads.
+                            if old.stale.load(Ordering::Acquire) {
+                                entry.stale.store(true, Ordering::Release);
+                            }
+                            let entry = Arc::new(entry);
+                            changed.push(Arc::clone(&entry));
+                            map.insert(public_id.clone(), entry);
+                        }
+                    }
+                }
+            }
+            for e in changed {
+                inner.meter_quota_check(&e.resource);
             }
         }
         if let Ok(mut m) = self.unknown.lock() {

@@ -150,10 +150,11 @@ async fn raw(
         None => client.get(url),
     };
     req = req.header(auth.0, auth.1);
-    let res = req.send().await.unwrap();
+    // A server killed mid-call answers nothing: status 0.
+    let Ok(res) = req.send().await else { return (0, reqwest::header::HeaderMap::new(), String::new()) };
     let status = res.status().as_u16();
     let headers = res.headers().clone();
-    (status, headers, res.text().await.unwrap())
+    (status, headers, res.text().await.unwrap_or_default())
 }
 
 fn bearer(secret: &str) -> (&'static str, String) {
@@ -711,4 +712,52 @@ async fn an_upstream_that_times_out_answers_504_and_is_charged_nothing() {
         "{a}"
     );
     assert_eq!(used(&srv, &admin, &rid).await, (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lease_of_an_instance_killed_mid_call_returns_to_the_pool_after_it_expires() {
+    let Some((db, name)) = postgres_db("expiry") else {
+        require_postgres();
+        return;
+    };
+    let up = FakeUpstream::spawn().await.unwrap();
+    let a = start(&up, Some(&db));
+    let b = start(&up, Some(&db));
+    let (_, admin) = b.company(500).await;
+    let rid = provision(&b, &admin, text("Shared", "small")).await;
+    let (_, secret) = new_key(&b, &admin, &rid).await;
+    // A call on instance A holds 80 of the 100 output tokens while the upstream is slow.
+    up.set_mode(Mode::new("slow", 3.0));
+    let (base_a, s2) = (a.base.clone(), secret.clone());
+    let in_flight = tokio::spawn(async move { chat(&reqwest::Client::new(), &base_a, &s2, words("x", 80)).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    drop(a.kill()); // SIGKILL: no shutdown, the lease stays in the database.
+    let (s, _) = in_flight.await.unwrap();
+    assert_eq!(s, 0, "the killed instance answered nothing");
+    up.set_mode(Mode::ok());
+    let c = reqwest::Client::new();
+    let (s, e) = chat(&c, &b.base, &secret, words("x", 80)).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (429, Some("quota_exceeded")),
+        "the dead instance's lease still counts: {e}"
+    );
+    let killed_at = Instant::now();
+    // The lease expires 30 s after its last renewal; then the quota is whole again.
+    loop {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let (s, _) = chat(&c, &b.base, &secret, words("x", 80)).await;
+        if s == 200 {
+            break;
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(40), "the lease never expired");
+    }
+    eprintln!("a dead instance's lease came back after {:?}", killed_at.elapsed());
+    assert_eq!(
+        used(&b, &admin, &rid).await,
+        (1, 16, 1),
+        "the killed call was charged nothing (the fake answers 16 tokens at most)"
+    );
+    drop(b);
+    drop_db(&name);
 }

@@ -440,3 +440,80 @@ async fn a_disabled_user_is_logged_out_at_once_and_cannot_log_in() {
     let (s, _) = b.log_in(&email, "correct horse battery", &[]).await;
     assert_eq!(s, 303, "enabled again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_portal_pages_follow_the_team_keep_csrf_and_show_a_key_once() {
+    let srv = TestServer::start(&["--manual-clock", "2026-03-01T12:00:00Z"]);
+    let (company, admin_token, _) = admin_with_password(&srv, 100, "company_admin").await;
+    // Mia is a member of the company; the resource is provisioned for her, so she is on its team.
+    let mia = json!({"name": "Mia", "email": "mia@example.com", "role": "member", "password": "correct horse battery"});
+    let (s, u) = srv.op("POST", &format!("/api/v1/operator/companies/{company}/users"), Some(mia)).await;
+    assert_eq!(s, 201, "{u}");
+    let mut body = text("Team Bot", "small");
+    body["user"] = json!({"name": "Mia", "email": "mia@example.com"});
+    let (s, r) = srv.call("POST", "/api/v1/resources", Some(body), Some(&admin_token)).await;
+    assert_eq!(s, 201, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let (_, other) = srv.call("POST", "/api/v1/resources", Some(text("Other Bot", "small")), Some(&admin_token)).await;
+    let other = other["id"].as_str().unwrap().to_string();
+
+    let mut b = Browser::new(&srv);
+    let (s, h) = b.log_in("mia@example.com", "correct horse battery", &[]).await;
+    assert_eq!((s, h.get(LOCATION).unwrap().to_str().unwrap()), (303, "/portal"), "a member lands on the Portal");
+    let (s, page, _) = b.get("/portal").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("Team Bot") && !page.contains("Other Bot"), "her teams only");
+    let (s, _, h) = b.get("/").await;
+    assert_eq!((s, h.get(LOCATION).unwrap().to_str().unwrap()), (303, "/portal"));
+
+    // Someone else's resource does not exist for her, on every Portal page.
+    for tab in ["", "/consumption", "/consumption.csv", "/team", "/keys", "/keys/new", "/settings"] {
+        let (s, page, _) = b.get(&format!("/portal/resources/{other}{tab}")).await;
+        assert_eq!(s, 404, "{tab}");
+        assert!(!page.contains("Other Bot"), "{tab} leaks the name");
+    }
+
+    let (s, page, h) = b.get(&format!("/portal/resources/{id}/keys")).await;
+    assert_eq!((s, h.get("cache-control").unwrap().to_str().unwrap()), (200, "no-store"));
+    let csrf = hidden(&page, "csrf_token");
+    // Forms without this session's CSRF token change nothing.
+    let keys = format!("/portal/resources/{id}/keys");
+    let (s, _, _) = b.post(&keys, &[("description", "forged"), ("csrf_token", "nope")], &[]).await;
+    assert_eq!(s, 403);
+    let team = format!("/portal/resources/{id}/team");
+    let (s, _, _) = b.post(&team, &[("email", "eve@example.com"), ("csrf_token", "nope")], &[]).await;
+    assert_eq!(s, 403);
+    let (_, list) = srv.call("GET", &format!("/api/v1/resources/{id}/keys"), None, Some(&admin_token)).await;
+    assert_eq!(list["keys"].as_array().unwrap().len(), 0);
+
+    // An empty description is refused naming the field; then a key is shown once, escaped.
+    let (s, page, _) = b.post(&keys, &[("description", ""), ("csrf_token", &csrf)], &[]).await;
+    assert_eq!(s, 422);
+    assert!(page.contains("id=\"error-description\""), "{page}");
+    let (s, page, h) = b.post(&keys, &[("description", "bot <b>"), ("csrf_token", &csrf)], &[]).await;
+    assert_eq!((s, h.get("cache-control").unwrap().to_str().unwrap()), (201, "no-store"));
+    assert!(page.contains("Store it securely. The key is shown only once."));
+    assert!(!page.contains("bot <b>") && (page.contains("bot &#60;b&#62;") || page.contains("bot &lt;b&gt;")));
+    let start = page.find("id=\"key-secret\"").unwrap();
+    let value = page[start..].find("value=\"").unwrap() + start + "value=\"".len();
+    let secret = page[value..].split('"').next().unwrap().to_string();
+    assert!(secret.starts_with("gr_"), "{secret}");
+    // With htmx the answer is the dialog alone, with the list out of band.
+    let (s, page, h) =
+        b.post(&keys, &[("description", "second"), ("csrf_token", &csrf)], &[("hx-request", "true")]).await;
+    assert_eq!((s, h.get("cache-control").unwrap().to_str().unwrap()), (200, "no-store"));
+    assert!(!page.contains("<html") && page.contains("hx-swap-oob=\"true\"") && page.contains("second"));
+    let (_, page, _) = b.get(&keys).await;
+    assert!(!page.contains(&secret), "shown once only");
+    assert!(page.contains("bot &#60;b&#62;") || page.contains("bot &lt;b&gt;"));
+
+    // Consumption and its CSV (no usage yet).
+    let (s, page, _) = b.get(&format!("/portal/resources/{id}")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("id=\"chart-input\"") && page.contains("data-quota=\"2500000\""), "{page}");
+    let (s, csv, h) = b.get(&format!("/portal/resources/{id}/consumption.csv?from=2026-02-01&to=2026-03-01")).await;
+    assert_eq!((s, h.get("content-type").unwrap().to_str().unwrap()), (200, "text/csv; charset=utf-8"));
+    assert_eq!(csv, "date,input_tokens,output_tokens,api_calls\n");
+    let (s, page, _) = b.get(&format!("/portal/resources/{id}/consumption.csv?from=2026-03-02&to=nope")).await;
+    assert_eq!(s, 400, "{page}");
+}

@@ -6,7 +6,7 @@
 //! deprovisioning's revocation sees it, or the deprovisioning is committed first and the key is
 //! refused. No live key can be left on a deprovisioned resource.
 
-use crate::conn::{with_retries, Attempt, Backend, Conn, RowRead, Transaction};
+use crate::conn::{with_retries, Arg, Attempt, Backend, Conn, RowRead, Transaction};
 use crate::rows::{instant, resource};
 use crate::{args, insert_audit, millis, resource_columns, SqlStore};
 use async_trait::async_trait;
@@ -47,6 +47,15 @@ const RUNTIME_KEY: &str = concat!(
      r.deprovisioned_at, r.embeddings_resource_id, r.version",
     " FROM runtime_keys k JOIN resources r ON r.id = k.resource_id WHERE k.public_id = $1"
 );
+/// Public ids per statement of the batched lookup.
+const KEYS_PER_STATEMENT: usize = 200;
+
+/// [`RUNTIME_KEY`] for `n` public ids at once.
+fn runtime_keys_statement(n: usize) -> String {
+    let list: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!("{} IN ({})", RUNTIME_KEY.trim_end_matches(" = $1"), list.join(", "))
+}
+
 const RUNTIME_RESOURCE: &str = concat!("SELECT ", resource_columns!(), " FROM resources WHERE id = $1");
 
 /// A key from the columns of `key_columns!`.
@@ -155,7 +164,25 @@ impl<B: Backend> KeyStore for SqlStore<B> {
         self.read_one(RUNTIME_KEY, args![public_id], key_and_resource).await
     }
 
+    async fn runtime_keys(&self, public_ids: &[String]) -> StoreResult<Vec<(RuntimeKey, Resource)>> {
+        let mut found = Vec::with_capacity(public_ids.len());
+        for chunk in public_ids.chunks(KEYS_PER_STATEMENT) {
+            let args: Vec<Arg<'_>> = chunk.iter().map(|p| Arg::from(p.as_str())).collect();
+            found.extend(self.read_all(&runtime_keys_statement(chunk.len()), &args, key_and_resource).await?);
+        }
+        Ok(found)
+    }
+
     async fn runtime_resource(&self, id: &ResourceId) -> StoreResult<Option<Resource>> {
         self.read_one(RUNTIME_RESOURCE, args![id.as_str()], resource).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_batched_lookup_binds_every_id() {
+        let sql = super::runtime_keys_statement(3);
+        assert!(sql.ends_with("WHERE k.public_id IN ($1, $2, $3)"), "{sql}");
     }
 }

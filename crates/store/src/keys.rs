@@ -61,6 +61,9 @@ pub trait KeyStore: Send + Sync {
     /// The key with this public id and its resource (any company): the runtime's lookup, also
     /// for revoked keys and deprovisioned resources (the caller refuses them).
     async fn runtime_key(&self, public_id: &str) -> StoreResult<Option<(RuntimeKey, Resource)>>;
+    /// The keys with these public ids and their resources, those that exist, in no particular
+    /// order: the runtime's batched refresh of what it caches (revoked keys included).
+    async fn runtime_keys(&self, public_ids: &[String]) -> StoreResult<Vec<(RuntimeKey, Resource)>>;
     /// A resource by id, whatever its company (the runtime's refresh of what it caches).
     async fn runtime_resource(&self, id: &ResourceId) -> StoreResult<Option<Resource>>;
 }

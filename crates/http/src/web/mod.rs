@@ -18,7 +18,9 @@
 //! Cookies are read by a few lines here rather than the `cookie` crate: we only ever read our
 //! own two cookies by name, and that crate would bring the `time` crate into the build.
 
+pub mod chart;
 pub mod history;
+pub mod portal;
 pub mod tokens;
 pub mod views;
 
@@ -78,7 +80,7 @@ pub fn routes() -> Router<AppState> {
         .route("/resources/{id}/cancel-deprovision", post(cancel_deprovision))
         .route("/transactions", get(transactions))
         .route("/audit", get(audit))
-        .route("/portal/resources/{id}", get(portal))
+        .merge(portal::routes())
         .merge(tokens::routes())
         .route("/static/{file}", get(static_file))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
@@ -277,7 +279,7 @@ async fn require_admin(state: &AppState, who: &WebUser) -> Result<(), Response> 
                 who.user.email,
                 state.app.my_company(&who.actor).await.map(|c| c.name).unwrap_or_default()
             ),
-            link: None,
+            link: Some(("/portal".into(), "Go to the GenAI Portal".into())),
         },
     ))
 }
@@ -305,8 +307,11 @@ fn type_of(q: &Fields) -> ResourceType {
 
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match cookie(&headers, SESSION_COOKIE) {
-        Some(secret) if state.app.session_actor(&secret).await.is_ok() => see_other("/resources"),
-        _ => see_other("/login"),
+        Some(secret) => match state.app.session_actor(&secret).await {
+            Ok(actor) => see_other(landing("/resources", actor.is_company_admin())),
+            Err(_) => see_other("/login"),
+        },
+        None => see_other("/login"),
     }
 }
 
@@ -328,6 +333,22 @@ fn safe_next(next: Option<&String>) -> String {
     }
 }
 
+/// Where a user goes after logging in, given the `next` asked for: a member who is not a company
+/// admin cannot use the Control Center, so anything but a Portal page or their API tokens sends
+/// them to the Portal instead of a refusal.
+fn landing(next: &str, is_admin: bool) -> &str {
+    let member_page = |p: &str| {
+        ["/portal", "/api-tokens"]
+            .iter()
+            .any(|m| p == *m || p.starts_with(&format!("{m}/")) || p.starts_with(&format!("{m}?")))
+    };
+    if is_admin || member_page(next) {
+        next
+    } else {
+        "/portal"
+    }
+}
+
 fn login_form(status: StatusCode, https: bool, error: Option<String>, next: String, email: String) -> Response {
     let csrf = genai_app::auth::new_token_secret();
     let mut res = html(
@@ -346,8 +367,8 @@ fn login_form(status: StatusCode, https: bool, error: Option<String>, next: Stri
 
 async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
     if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
-        if state.app.session_actor(&secret).await.is_ok() {
-            return see_other(&safe_next(q.get("next")));
+        if let Ok(actor) = state.app.session_actor(&secret).await {
+            return see_other(landing(&safe_next(q.get("next")), actor.is_company_admin()));
         }
     }
     login_form(StatusCode::OK, is_https(&headers), None, safe_next(q.get("next")), String::new())
@@ -393,8 +414,8 @@ async fn login(
     }
     let password = f.get("password").map(String::as_str).unwrap_or("");
     match state.app.log_in(client, &email, password).await {
-        Ok((_, secret)) => {
-            let mut res = see_other(&next);
+        Ok((user, secret)) => {
+            let mut res = see_other(landing(&next, user.role == genai_app::Role::CompanyAdmin));
             let h = res.headers_mut();
             let max_age = genai_app::web::SESSION_LIFETIME.num_seconds();
             h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &secret, "/", max_age, "Lax", https));
@@ -505,6 +526,7 @@ async fn overview(State(state): State<AppState>, who: WebUser, Query(q): Query<F
             )
             .await?;
         let catalog = state.app.catalog();
+        let usage = state.app.month_usage(&resources).await?;
         Ok::<_, AppError>(OverviewPage {
             chrome: chrome(&state, &who, "Resources", "resources", flash_text(q.get("done"))).await,
             failing_checks: checks.iter().filter(|c| !c.ok).map(|c| c.message.clone()).collect(),
@@ -516,7 +538,7 @@ async fn overview(State(state): State<AppState>, who: WebUser, Query(q): Query<F
             type_label: t.label(),
             provision_disabled: provision_blocker(&state, &who, t).await?,
             show_deprovisioned: show,
-            rows: resources.iter().map(|r| Row::new(r, catalog)).collect(),
+            rows: resources.iter().zip(&usage).map(|(r, u)| Row::with_usage(r, catalog, Some(u))).collect(),
         })
     };
     match page.await {
@@ -990,21 +1012,6 @@ async fn audit(State(state): State<AppState>, who: WebUser, Query(q): Query<Fiel
     match page.await {
         Ok(p) => html(StatusCode::OK, &p),
         Err(e) => error_page(&chrome(&state, &who, "Error", "audit", None).await, e),
-    }
-}
-
-async fn portal(State(state): State<AppState>, who: WebUser, Path(id): Path<String>) -> Response {
-    let c = chrome(&state, &who, "GenAI Portal", "", None).await;
-    match state.app.portal_resource(&who.actor, &ResourceId(id)).await {
-        Ok(r) => html(
-            StatusCode::OK,
-            &PortalPage {
-                chrome: Chrome { title: r.display_name.to_string(), ..c },
-                name: r.display_name.to_string(),
-                entries: settings(&r, state.app.catalog(), state.app.now()),
-            },
-        ),
-        Err(e) => error_page(&c, e),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use askama::Template;
 use genai_app::web::{PlanChangeKind, PlanPreview};
+use genai_app::MonthUsage;
 use genai_app::Specification;
 use genai_core::calendar::format_day;
 use genai_core::catalog::{Catalog, Plan, PlanSize, ResourceType};
@@ -225,9 +226,19 @@ impl Row {
         self.can_deprovision || self.can_adjust || self.can_cancel_downgrade || self.can_cancel_deprovision
     }
 
-    /// Builds a row. The allowed actions mirror the state machine of SPEC §5.
+    /// Builds a row without usage figures (zeros).
     pub fn new(r: &Resource, catalog: &Catalog) -> Row {
+        Row::with_usage(r, catalog, None)
+    }
+
+    /// Builds a row with the current bundle month's usage (`App::month_usage`). The allowed
+    /// actions mirror the state machine of SPEC §5. A knowledge base's storage is not metered
+    /// yet, so it shows 0.
+    pub fn with_usage(r: &Resource, catalog: &Catalog, used: Option<&MonthUsage>) -> Row {
         let plan = catalog.plan(r.resource_type, r.plan);
+        let (used_in, used_out) = used.map_or((0, 0), |u| (u.input_tokens, u.output_tokens));
+        let percent =
+            |used: i64, quota: i64| if quota > 0 { (used.saturating_mul(100) / quota).clamp(0, 100) } else { 0 };
         let usage = match r.resource_type {
             ResourceType::KnowledgeBase => vec![UsageLine {
                 label: "Storage",
@@ -236,14 +247,20 @@ impl Row {
                 percent: 0,
             }],
             _ => {
+                let quota_in = plan.and_then(|p| p.input_tokens).unwrap_or(0);
                 let mut v = vec![UsageLine {
                     label: "Input",
-                    used: "0".into(),
-                    quota: thousands(plan.and_then(|p| p.input_tokens).unwrap_or(0)),
-                    percent: 0,
+                    used: thousands(used_in),
+                    quota: thousands(quota_in),
+                    percent: percent(used_in, quota_in),
                 }];
                 if let Some(o) = plan.and_then(|p| p.output_tokens) {
-                    v.push(UsageLine { label: "Output", used: "0".into(), quota: thousands(o), percent: 0 });
+                    v.push(UsageLine {
+                        label: "Output",
+                        used: thousands(used_out),
+                        quota: thousands(o),
+                        percent: percent(used_out, o),
+                    });
                 }
                 v
             }
@@ -657,18 +674,6 @@ pub struct DeprovisionPage {
     pub chrome: Chrome,
     /// The view.
     pub d: DeprovisionView,
-}
-
-/// The read-only Portal page.
-#[derive(Template)]
-#[template(path = "portal.html")]
-pub struct PortalPage {
-    /// Chrome.
-    pub chrome: Chrome,
-    /// Name.
-    pub name: String,
-    /// Settings.
-    pub entries: Vec<(String, String)>,
 }
 
 /// The settings of a resource, for the Portal page.

@@ -259,6 +259,11 @@ pub async fn keys_are_created_listed_found_and_revoked(store: Arc<dyn Store>) {
     let (found, of) = s.runtime_key("aaaaaaaaaaaa").await.expect("lookup").expect("found");
     assert_eq!((found, of), (first.clone(), r.clone()));
     assert_eq!(s.runtime_key("cccccccccccc").await.expect("lookup"), None);
+    let ids: Vec<String> = ["bbbbbbbbbbbb", "cccccccccccc", "aaaaaaaaaaaa"].map(String::from).into();
+    let mut batch = s.runtime_keys(&ids).await.expect("batched lookup");
+    batch.sort_by(|a, b| a.0.public_id.cmp(&b.0.public_id));
+    assert_eq!(batch, [(first.clone(), r.clone()), (second.clone(), r.clone())], "the ones that exist");
+    assert_eq!(s.runtime_keys(&[]).await.expect("nothing asked"), []);
     assert_eq!(s.runtime_resource(&r.id).await.expect("resource"), Some(r.clone()));
 
     // A public id is unique: a second key with the same one is refused, nothing written.
