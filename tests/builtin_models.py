@@ -11,6 +11,7 @@ What it proves:
 - /v1/chat/completions (whole and streamed: same text at temperature 0, usage chunk equal to the
   answer's usage) and /v1/embeddings (float and the SDK's default base64; unit vectors; the
   similarity sentence-transformers gives) through the official SDK;
+- the Control Center API answers promptly (< 1 s) while a model generates;
 - usage is visible in the resource's consumption exactly as the answers reported it;
 - the quota is enforced (429 RateLimitError) on a tiny plan, and never exceeded;
 - without the models, the calls answer 503 model_not_installed naming `genai models install`.
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 import json
+import urllib.error
 import urllib.request
 
 import openai
@@ -63,7 +65,7 @@ output_tokens = 400
 type = "embeddings_generation"
 size = "small"
 cloud_tokens = 6
-input_tokens = 600
+input_tokens = 4000
 """
 
 
@@ -188,6 +190,35 @@ def main():
         expect(finish == whole.choices[0].finish_reason, finish)
         print(f"ok: chat whole and streamed agree at temperature 0 ({whole.usage.completion_tokens} tokens: {text!r})")
 
+        # The Control Center stays responsive while a model computes: inference runs on the
+        # models' own threads, never on the server's async workers.
+        import threading
+        long_answer = {}
+        def generate():
+            long_answer["r"] = client.chat.completions.create(
+                model=CHAT, messages=[{"role": "user", "content": "Write a long story about a lighthouse."}],
+                temperature=0, max_tokens=100)
+        worker = threading.Thread(target=generate)
+        before = srv.consumption(token, chat_rid)
+        worker.start()
+        time.sleep(0.5)
+        latencies = []
+        while worker.is_alive() and len(latencies) < 20:
+            t0 = time.time()
+            req = urllib.request.Request(f"{srv.base}/api/v1/catalog", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req) as r:
+                expect(r.status == 200, r.status)
+            latencies.append(time.time() - t0)
+            time.sleep(0.05)
+        worker.join()
+        expect(len(latencies) >= 3, f"the generation ended before the check could run ({latencies})")
+        expect(max(latencies) < 1.0, f"the Control Center API stalled while the model computed: {latencies}")
+        print(f"ok: {len(latencies)} Control Center API calls during a generation, slowest {max(latencies) * 1000:.0f} ms")
+        after = srv.consumption(token, chat_rid)
+        lu = long_answer["r"].usage
+        expect(after["output_tokens"] - before["output_tokens"] == lu.completion_tokens, (before, after, lu))
+        base_chat = {k: after[k] - before[k] + base_chat[k] for k in base_chat}
+
         used = srv.consumption(token, chat_rid)
         expect(used["input_tokens"] - base_chat["input_tokens"] == 2 * whole.usage.prompt_tokens, used)
         expect(used["output_tokens"] - base_chat["output_tokens"] == 2 * whole.usage.completion_tokens, used)
@@ -219,16 +250,32 @@ def main():
         used = srv.consumption(token, emb_rid)
         expect(used["input_tokens"] - base_emb["input_tokens"] == 22 and used["api_calls"] - base_emb["api_calls"] == 2, used)
         print(f"ok: embeddings (base64 and float) with cos = {cos:.4f}, usage {used}")
+        # The product family's Cohere invoke on the built-in model: truncate as the client says.
+        long_text = "word " * 300  # 1,500 characters, 302 word pieces: over the 256-piece window
+        def invoke(body):
+            req = urllib.request.Request(f"{srv.base}/runtime/v1/resources/{emb_rid}/invoke", method="POST",
+                                         data=json.dumps(body).encode(),
+                                         headers={"x-api-key": emb_key, "content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(req) as r:
+                    return r.status, json.load(r)
+            except urllib.error.HTTPError as e:
+                return e.code, json.load(e)
+        status, body = invoke({"texts": ["short", long_text], "input_type": "search_document", "truncate": "END"})
+        expect(status == 200 and len(body["embeddings"]) == 2 and len(body["embeddings"][1]) == 384, (status, body))
+        status, body = invoke({"texts": ["short", long_text], "input_type": "search_document"})
+        expect(status == 400 and "input[1]" in json.dumps(body), (status, body))
+        print("ok: Cohere invoke on the built-in model: truncate END embeds, the default NONE refuses (400)")
         refused = None
         for _ in range(40):
             try:
-                emb.embeddings.create(model=EMBED, input=["a sentence of several words to embed"] * 4)
+                emb.embeddings.create(model=EMBED, input=["a sentence of several words to embed"] * 20)
             except openai.RateLimitError as e:
                 refused = e
                 break
         expect(refused is not None, "no 429 on the embeddings quota")
         used = srv.consumption(token, emb_rid)
-        expect(used["input_tokens"] <= 600, used)
+        expect(used["input_tokens"] <= 4000, used)
         print(f"ok: the embeddings quota is enforced (429 at {used})")
     except BaseException:
         print(srv.text()[-3000:], file=sys.stderr)

@@ -305,6 +305,9 @@ impl Provider for OpenAiProvider {
 
     async fn embed(&self, model: &str, mut request: EmbeddingsRequest) -> Result<EmbedAnswer, ProviderError> {
         model.clone_into(&mut request.model);
+        // `truncate` is the Cohere path's instruction to the built-in model (genai-wire's
+        // `cohere_to_embeddings`); OpenAI's API has no such parameter and refuses unknown ones.
+        request.extra.remove("truncate");
         let inputs = request.input.len();
         let body = serialise(&request);
         let call = async {

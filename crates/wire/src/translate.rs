@@ -432,13 +432,25 @@ impl ConverseStreamTranslator {
 
 /// A Cohere Embed body as an embeddings request for `model` (floats: the answer is
 /// `embeddings_floats`). Over-long texts are cut as `truncate` asks.
+///
+/// `truncate` itself travels in `extra` (`"truncate": "NONE" | "START" | "END"`) for a model
+/// whose window is shorter than 2,048 characters: the built-in embedding model applies it to
+/// its own 256 word pieces (refusing with `NONE`). The `openai` kind removes the field before
+/// sending (OpenAI's API has no such parameter and refuses unknown ones).
 pub fn cohere_to_embeddings(request: &EmbedRequest, model: String) -> EmbeddingsRequest {
+    let mut extra = Extra::new();
+    let truncate = match request.truncation() {
+        crate::cohere::Truncate::None => "NONE",
+        crate::cohere::Truncate::Start => "START",
+        crate::cohere::Truncate::End => "END",
+    };
+    extra.insert("truncate".into(), Value::String(truncate.into()));
     EmbeddingsRequest {
         model,
         input: EmbeddingInput::Texts(request.model_texts()),
         encoding_format: Some(EncodingFormat::Float),
         dimensions: None,
-        extra: Extra::new(),
+        extra,
     }
 }
 
@@ -771,7 +783,9 @@ mod tests {
         let req = EmbedRequest::parse(br#"{"texts": ["a b", "c"], "input_type": "search_query", "truncate": "END"}"#)
             .unwrap();
         let chat = serde_json::to_value(cohere_to_embeddings(&req, "up".into())).unwrap();
-        assert_eq!(chat, json!({"model": "up", "input": ["a b", "c"], "encoding_format": "float"}));
+        assert_eq!(chat, json!({"model": "up", "input": ["a b", "c"], "encoding_format": "float", "truncate": "END"}));
+        let none = EmbedRequest::parse(br#"{"texts": ["a"]}"#).unwrap();
+        assert_eq!(cohere_to_embeddings(&none, "up".into()).extra.get("truncate"), Some(&json!("NONE")));
         let answer: EmbeddingsResponse = serde_json::from_value(json!({
             "object": "list", "model": "up", "usage": {"prompt_tokens": 3, "total_tokens": 3},
             "data": [{"object": "embedding", "index": 1, "embedding": [0.5, 0.25]},
