@@ -283,7 +283,12 @@ pub(crate) async fn reserve(inner: &Inner, caller: &Caller, demand: Demand) -> R
                 // Even the optimistic estimate is short: ask the database what is free.
                 Err(short) => match wanted(quota) {
                     Ok(w) => w,
-                    Err(_) => return Err(refused(inner, &meter, short)),
+                    // More than the whole quota: refused without asking. What remains is told
+                    // from this instance's view, never more than the quota itself.
+                    Err(_) => {
+                        let view = Tokens::new(estimated.input.min(quota.input), estimated.output.min(quota.output));
+                        return Err(refused(inner, &meter, wanted(view).err().unwrap_or(short)));
+                    }
                 },
             };
             if take(&mut st, want) {

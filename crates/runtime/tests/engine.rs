@@ -278,3 +278,22 @@ async fn a_default_reservation_is_not_capped_by_a_stale_view_of_the_pool() {
     assert_eq!(r.amount().output, 4096, "the default reservation again, not the stale 100");
     other.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_asking_more_than_the_whole_quota_is_told_what_remains_never_more_than_the_quota() {
+    let f = fixture().await;
+    let caller = f.runtime.authenticate(Some(&f.secret)).await.unwrap();
+    let q = f.quota();
+    // Some of the quota is used and leased, so the engine holds a local balance.
+    let r = f.runtime.reserve(&caller, demand(10, 10)).await.unwrap();
+    f.runtime.settle(r, Tokens::new(10, 10)).await.unwrap();
+    match f.runtime.reserve(&caller, demand(10, 2 * q.output)).await {
+        Err(RuntimeError::Quota { exceeded, .. }) => {
+            assert!(exceeded.remaining.output <= q.output, "{exceeded:?} against {q:?}");
+            assert!(exceeded.remaining.input <= q.input, "{exceeded:?} against {q:?}");
+            assert_eq!(exceeded.quota, q);
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a call asking more than the quota was reserved"),
+    }
+}
