@@ -264,7 +264,7 @@ def main():
         status, body = invoke({"texts": ["short", long_text], "input_type": "search_document", "truncate": "END"})
         expect(status == 200 and len(body["embeddings"]) == 2 and len(body["embeddings"][1]) == 384, (status, body))
         status, body = invoke({"texts": ["short", long_text], "input_type": "search_document"})
-        expect(status == 400 and "input[1]" in json.dumps(body), (status, body))
+        expect(status == 400 and "texts[1]" in json.dumps(body), (status, body))
         print("ok: Cohere invoke on the built-in model: truncate END embeds, the default NONE refuses (400)")
         refused = None
         for _ in range(40):

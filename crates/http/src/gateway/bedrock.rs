@@ -119,6 +119,21 @@ pub async fn invoke(State(gw): State<Gateway>, Path(id): Path<String>, headers: 
     }
 }
 
+/// A model's refusal names the text by its place in the translated request (`input[3]`); the
+/// client sent Cohere's body, where the same text is `texts[3]`.
+fn texts_not_input(e: genai_providers::ProviderError) -> genai_providers::ProviderError {
+    match e {
+        genai_providers::ProviderError::Refused { provider, status, message } if message.starts_with("input[") => {
+            genai_providers::ProviderError::Refused {
+                provider,
+                status,
+                message: format!("texts{}", &message["input".len()..]),
+            }
+        }
+        other => other,
+    }
+}
+
 async fn invoke_call(rt: &Runtime, id: &str, headers: &HeaderMap, body: Body) -> Result<Response, GwError> {
     let caller = authorize(rt, api_key(headers), Some(id), Serves::Embeddings).await?;
     let bytes = read_body(body).await?;
@@ -128,7 +143,7 @@ async fn invoke_call(rt: &Runtime, id: &str, headers: &HeaderMap, body: Body) ->
     let upstream_request = translate::cohere_to_embeddings(&request, model);
     let bound = estimate::embeddings(&upstream_request);
     let reservation = rt.reserve(&caller, Demand { input: bound, max_output: None, produces_output: false }).await?;
-    let answer = route.embed(upstream_request).await.map_err(|e| upstream_error(rt, e))?;
+    let answer = route.embed(upstream_request).await.map_err(|e| upstream_error(rt, texts_not_input(e)))?;
     let input_tokens = answer.input_tokens().unwrap_or(bound);
     let out = translate::embeddings_to_cohere(answer.response, super::random_id(), request.texts).map_err(|e| {
         upstream_error(
