@@ -24,9 +24,9 @@
 //!   a refusal shows the tab again with the reason and the form as it was (no file: browsers
 //!   never refill one).
 
-use super::portal::{is_htmx, page, resource_or_page, ConfirmDialog};
+use super::portal::{is_htmx, page, portal_error, resource_or_page, ConfirmDialog};
 use super::views::{bytes, sentence, thousands, when};
-use super::{chrome, error_page, html, see_other, Fields, WebUser};
+use super::{html, see_other, Fields, WebUser};
 use crate::knowledge::multipart;
 use crate::AppState;
 use askama::Template;
@@ -229,7 +229,7 @@ async fn render_with(
         Ok(v) => v,
         // A deprovisioned knowledge base has no content any more: say so on the tab.
         Err(KbError::Deprovisioned(_)) => (Vec::new(), Vec::new(), Default::default()),
-        Err(e) => return error_page(&chrome(state, who, "GenAI Portal", "portal", None).await, app_error(e)),
+        Err(e) => return portal_error(state, who, app_error(e)).await,
     };
     let members = state.app.members(&who.actor, &r.id).await.unwrap_or_default();
     let name_of = |id: &str| -> (String, String) {
@@ -445,7 +445,7 @@ async fn create_collection(
             r.id,
             query(&[("done", "created"), ("collection", &c.name)])
         )),
-        Err(KbError::App(e)) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
+        Err(KbError::App(e)) => portal_error(&state, &who, e).await,
         Err(e) => {
             let (_, message, status) = refusal(&e);
             let form = UploadForm { create_name: name, create_error: Some(message), ..UploadForm::default() };
@@ -461,10 +461,7 @@ async fn kb_or_page(state: &AppState, who: &WebUser, id: &str) -> Result<Resourc
     if r.resource_type == ResourceType::KnowledgeBase {
         Ok(r)
     } else {
-        Err(error_page(
-            &chrome(state, who, "GenAI Portal", "portal", None).await,
-            AppError::NotFound("knowledge base".into()),
-        ))
+        Err(portal_error(state, who, AppError::NotFound("knowledge base".into())).await)
     }
 }
 
@@ -595,7 +592,7 @@ async fn upload(
                 ("bytes", &done.bytes.to_string()),
             ])
         )),
-        Err(KbError::App(e)) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
+        Err(KbError::App(e)) => portal_error(&state, &who, e).await,
         Err(e) => {
             let (field, mut message, status) = refusal(&e);
             if matches!(e, KbError::Embeddings(_)) {
@@ -629,13 +626,10 @@ async fn delete_confirm(
     };
     let collections = match state.app.portal_kb_collections(&who.actor, &r.id).await {
         Ok(c) => c,
-        Err(e) => return error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, app_error(e)),
+        Err(e) => return portal_error(&state, &who, app_error(e)).await,
     };
     let Some(c) = collections.iter().find(|c| c.name == name) else {
-        return error_page(
-            &chrome(&state, &who, "GenAI Portal", "portal", None).await,
-            AppError::NotFound("collection".into()),
-        );
+        return portal_error(&state, &who, AppError::NotFound("collection".into())).await;
     };
     let encoded = percent_encoding::utf8_percent_encode(&c.name, percent_encoding::NON_ALPHANUMERIC).to_string();
     let dialog = ConfirmDialog {
@@ -673,7 +667,7 @@ async fn delete(
             "/portal/resources/{id}/content?{}",
             query(&[("done", "deleted"), ("collection", &name), ("chunks", &d.chunks.to_string())])
         )),
-        Err(e) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, app_error(e)),
+        Err(e) => portal_error(&state, &who, app_error(e)).await,
     }
 }
 

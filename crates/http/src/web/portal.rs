@@ -402,8 +402,13 @@ fn flash(q: &Fields) -> Option<String> {
 pub(super) async fn resource_or_page(state: &AppState, who: &WebUser, id: &str) -> Result<Resource, Response> {
     match state.app.portal_resource(&who.actor, &ResourceId(id.to_string())).await {
         Ok(r) => Ok(r),
-        Err(e) => Err(error_page(&chrome(state, who, "GenAI Portal", "portal", None).await, e)),
+        Err(e) => Err(portal_error(state, who, e).await),
     }
+}
+
+/// The Portal's error page for a use case's refusal (a resource of another team: 404, …).
+pub(super) async fn portal_error(state: &AppState, who: &WebUser, e: AppError) -> Response {
+    error_page(&chrome(state, who, "GenAI Portal", "portal", None).await, e)
 }
 
 /// Renders a tab of a resource's page.
@@ -458,7 +463,7 @@ async fn list(State(state): State<AppState>, who: WebUser) -> Response {
     };
     match page.await {
         Ok(p) => html(StatusCode::OK, &p),
-        Err(e) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => portal_error(&state, &who, e).await,
     }
 }
 
@@ -663,7 +668,7 @@ async fn render_consumption(state: &AppState, who: &WebUser, r: &Resource, q: &F
     let (from, to) = (quota::format_day(period.read_from), quota::format_day(period.shown.to));
     let c = match state.app.consumption(&who.actor, &r.id, Some(&from), Some(&to)).await {
         Ok(c) => c,
-        Err(e) => return error_page(&chrome(state, who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => return portal_error(state, who, e).await,
     };
     let view = consumption_view(r, &c, options, &period, quota::day_of(now));
     page(state, who, r, "consumption", StatusCode::OK, None, |p| p.consumption = Some(view)).await
@@ -691,7 +696,7 @@ async fn consumption_csv(
             }
             res
         }
-        Err(e) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => portal_error(&state, &who, e).await,
     }
 }
 
@@ -720,7 +725,7 @@ async fn render_team(
 ) -> Response {
     let members = match state.app.members(&who.actor, &r.id).await {
         Ok(m) => m,
-        Err(e) => return error_page(&chrome(state, who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => return portal_error(state, who, e).await,
     };
     let (email, name, errors, error) = form;
     let view = TeamView { members: member_rows(&members, &who.user.id), email, name, errors, error };
@@ -767,7 +772,7 @@ async fn add_member(
             let msg = Some(sentence(&e.to_string()));
             render_team(&state, &who, &r, StatusCode::CONFLICT, None, (email, name, HashMap::new(), msg)).await
         }
-        Err(e) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => portal_error(&state, &who, e).await,
     }
 }
 
@@ -783,13 +788,10 @@ async fn remove_confirm(
     };
     let members = match state.app.members(&who.actor, &r.id).await {
         Ok(m) => m,
-        Err(e) => return error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => return portal_error(&state, &who, e).await,
     };
     let Some(m) = members.iter().find(|m| m.user_id.as_str() == user_id) else {
-        return error_page(
-            &chrome(&state, &who, "GenAI Portal", "portal", None).await,
-            AppError::NotFound("team member".into()),
-        );
+        return portal_error(&state, &who, AppError::NotFound("team member".into())).await;
     };
     let me = m.user_id == who.user.id;
     let text = if me {
@@ -884,7 +886,7 @@ async fn remove_member(
             let status = crate::error::status_of(e.code());
             render_team(&state, &who, &r, status, None, (String::new(), String::new(), HashMap::new(), msg)).await
         }
-        Err(e) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => portal_error(&state, &who, e).await,
     }
 }
 
@@ -924,7 +926,7 @@ async fn render_keys(
 ) -> Response {
     let view = match keys_view(state, who, r).await {
         Ok(v) => v,
-        Err(e) => return error_page(&chrome(state, who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => return portal_error(state, who, e).await,
     };
     let res = page(state, who, r, "keys", status, flash, |p| {
         p.keys = Some(view);
@@ -1005,7 +1007,7 @@ async fn create_key(
             }
             render_keys(&state, &who, &r, status, None, dialog.render().ok()).await
         }
-        Err(e) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => portal_error(&state, &who, e).await,
     }
 }
 
@@ -1021,13 +1023,10 @@ async fn revoke_confirm(
     };
     let keys = match state.app.keys(&who.actor, &r.id).await {
         Ok(k) => k,
-        Err(e) => return error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => return portal_error(&state, &who, e).await,
     };
     let Some(k) = keys.iter().find(|k| k.id == key_id) else {
-        return error_page(
-            &chrome(&state, &who, "GenAI Portal", "portal", None).await,
-            AppError::NotFound("key".into()),
-        );
+        return portal_error(&state, &who, AppError::NotFound("key".into())).await;
     };
     let extra = if r.resource_type == ResourceType::KnowledgeBase {
         " Its companion key on the embeddings resource is revoked with it."
@@ -1059,7 +1058,7 @@ async fn revoke_key(
     }
     match state.app.revoke_key(&who.actor, &ResourceId(id.clone()), &key_id).await {
         Ok(()) => see_other(&format!("/portal/resources/{id}/keys?done=revoked")),
-        Err(e) => error_page(&chrome(&state, &who, "GenAI Portal", "portal", None).await, e),
+        Err(e) => portal_error(&state, &who, e).await,
     }
 }
 
