@@ -31,6 +31,7 @@ pub mod generate;
 pub mod gguf_tokenizer;
 pub mod install;
 pub mod llama;
+pub mod quant;
 pub mod sampling;
 pub mod service;
 

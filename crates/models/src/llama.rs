@@ -21,8 +21,9 @@
 //! (fast kernel), the second a per-block constant whose product with the activations is a
 //! small f32 matrix product over block sums (1/32 of the work). See [`QLinear`].
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
-use candle_core::{Device, Module, Result, Tensor};
+use crate::quant::{ggml, QMatrix, F16_LANES};
+use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
+use candle_core::{Device, Result};
 use half::f16;
 use std::borrow::Cow;
 use std::io::{Read, Seek};
@@ -51,61 +52,28 @@ pub struct LlamaConfig {
 }
 
 /// A weight matrix applied to activations: `x [m, k] → x·Wᵀ [m, n]`, on plain row-major
-/// `f32` slices (the small per-token operations around it are cheaper in plain Rust than as
-/// tensor operations, each of which allocates).
-///
-/// Q4_1 weights are split into a Q4_0 matrix and per-block offsets (module docs); the offset
-/// term is computed the way ggml's `vec_dot_q4_1_q8_1` computes it: `8·d` against the sum of
-/// the quantized activations of the block, `m` against that sum rounded to f16 (ggml's `s`).
+/// `f32` slices, with ggml's kernels reproduced bit for bit ([`crate::quant`]).
 pub struct QLinear {
-    matmul: QMatMul,
-    k: usize,
-    n: usize,
-    /// For a rewritten Q4_1 matrix: `[2·k/32, n]`, the `8·d` of every (block, row) then the `m`
-    /// of every (block, row), so that the offset term is one f32 matrix product (as a tensor
-    /// for many rows, as a plain slice for one).
-    offsets: Option<(Tensor, Vec<f32>)>,
+    matrix: QMatrix,
 }
 
-const QK: usize = 32;
-const Q4_1_BYTES: usize = 20;
-const Q4_0_BYTES: usize = 18;
-
 impl QLinear {
-    /// Wraps a weight read from the GGUF; Q4_1 weights are rewritten (module docs).
+    /// Wraps a weight read from the GGUF (Q4_1 or Q8_0, the types SmolLM2's GGUF uses).
     pub fn new(weight: QTensor) -> Result<Self> {
         let (n, k) = weight.shape().dims2()?;
-        if weight.dtype() != GgmlDType::Q4_1 {
-            return Ok(Self { matmul: QMatMul::from_qtensor(weight)?, k, n, offsets: None });
+        let data = weight.data()?;
+        let matrix = match weight.dtype() {
+            GgmlDType::Q4_1 => QMatrix::q4_1(&data, n, k),
+            GgmlDType::Q8_0 => QMatrix::q8_0(&data, n, k),
+            other => candle_core::bail!("unsupported weight type {other:?} (expected Q4_1 or Q8_0)"),
         }
-        if !k.is_multiple_of(QK) {
-            candle_core::bail!("Q4_1 row length {k} is not a multiple of {QK}");
-        }
-        let raw = weight.data()?;
-        if raw.len() != n * (k / QK) * Q4_1_BYTES {
-            candle_core::bail!("Q4_1 tensor has {} bytes, expected {}", raw.len(), n * (k / QK) * Q4_1_BYTES);
-        }
-        // Q4_1 block: f16 d, f16 m, 16 bytes of nibbles. Q4_0 block: f16 d, 16 bytes of nibbles.
-        let blocks = raw.len() / Q4_1_BYTES;
-        let mut q4_0 = Vec::with_capacity(blocks * Q4_0_BYTES);
-        let mut eight_d = Vec::with_capacity(blocks);
-        let mut m = Vec::with_capacity(blocks);
-        for block in raw.chunks_exact(Q4_1_BYTES) {
-            q4_0.extend_from_slice(&block[0..2]);
-            q4_0.extend_from_slice(&block[4..20]);
-            eight_d.push(8.0 * f16::from_le_bytes([block[0], block[1]]).to_f32());
-            m.push(f16::from_le_bytes([block[2], block[3]]).to_f32());
-        }
-        let storage = QStorage::from_data(Cow::Owned(q4_0), &Device::Cpu, GgmlDType::Q4_0)?;
-        let matmul = QMatMul::from_qtensor(QTensor::new(storage, (n, k))?)?;
-        let per_row = |v: Vec<f32>| Tensor::from_vec(v, (n, k / QK), &Device::Cpu);
-        let offsets = Tensor::cat(&[per_row(eight_d)?, per_row(m)?], 1)?.t()?.contiguous()?;
-        let flat = offsets.flatten_all()?.to_vec1::<f32>()?;
-        Ok(Self { matmul, k, n, offsets: Some((offsets, flat)) })
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok(Self { matrix })
     }
 
     /// One matrix made of the rows of `parts` stacked (same type and row length), so that
-    /// e.g. the query, key and value projections are one product instead of three.
+    /// e.g. the query, key and value projections are one product instead of three (each output
+    /// value is still one dot product of one weight row: stacking changes no result).
     pub fn stacked(parts: Vec<QTensor>) -> Result<Self> {
         let Some(first) = parts.first() else { candle_core::bail!("nothing to stack") };
         let (dtype, k) = (first.dtype(), first.shape().dims2()?.1);
@@ -126,46 +94,12 @@ impl QLinear {
 
     /// Output width.
     pub fn out_features(&self) -> usize {
-        self.n
+        self.matrix.rows()
     }
 
     /// `x`: `rows × k` row-major → `rows × n` row-major.
     pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let input = Tensor::from_slice(x, (rows, self.k), &Device::Cpu)?;
-        let mut y = self.matmul.forward(&input)?.flatten_all()?.to_vec1::<f32>()?;
-        if let Some((offsets, flat)) = &self.offsets {
-            let blocks = self.k / QK;
-            let mut sums = vec![0f32; rows * 2 * blocks];
-            for (row, out) in x.chunks_exact(self.k).zip(sums.chunks_exact_mut(2 * blocks)) {
-                let (sum_dq, s) = out.split_at_mut(blocks);
-                quantized_block_sums(row, sum_dq, s);
-            }
-            if rows == 1 {
-                // One row (decoding): a few axpys over contiguous rows beat a matrix-product call.
-                for (b, &sum) in sums.iter().enumerate() {
-                    y.iter_mut().zip(&flat[b * self.n..(b + 1) * self.n]).for_each(|(o, &w)| *o += sum * w);
-                }
-            } else {
-                let sums = Tensor::from_vec(sums, (rows, 2 * blocks), &Device::Cpu)?;
-                let correction = sums.matmul(offsets)?.flatten_all()?.to_vec1::<f32>()?;
-                add_into(&mut y, &correction);
-            }
-        }
-        Ok(y)
-    }
-}
-
-/// For each block of 32 of one activation row: the block quantized to 8 bits as ggml's
-/// `quantize_row_q8_1` does (scale `d = amax/127`, round to nearest even), then
-/// `f16(d)·Σq` (what the Q4_0 kernel's `−8` term subtracts) and `f16(d·Σq)` (ggml's `s`).
-fn quantized_block_sums(row: &[f32], sum_dq: &mut [f32], s: &mut [f32]) {
-    for (b, block) in row.chunks_exact(QK).enumerate() {
-        let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let sum: i32 = block.iter().map(|v| (v * id).round_ties_even() as i32).sum();
-        sum_dq[b] = f16::from_f32(d).to_f32() * sum as f32;
-        s[b] = f16::from_f32(d * sum as f32).to_f32();
+        Ok(self.matrix.matmul(x, rows))
     }
 }
 
@@ -357,7 +291,7 @@ impl Llama {
             let mut act = Vec::with_capacity(t * self.ffn);
             for row in gate_up.chunks_exact(2 * self.ffn) {
                 let (gate, up) = row.split_at(self.ffn);
-                act.extend(gate.iter().zip(up).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u));
+                act.extend(gate.iter().zip(up).map(|(&g, &u)| ggml::silu(g) * u));
             }
             add_into(&mut x, &block.down.forward(&act, t)?);
         }
@@ -373,8 +307,10 @@ impl Llama {
         for head in row.chunks_exact_mut(self.config.head_dim) {
             for (p, pair) in head.chunks_exact_mut(2).enumerate() {
                 let (x0, x1) = (pair[0], pair[1]);
-                pair[0] = x0 * cos[p] - x1 * sin[p];
-                pair[1] = x0 * sin[p] + x1 * cos[p];
+                // As llama.cpp's compiled rotation computes it (GCC contracts each expression
+                // into one fused multiply-add around x0's product; measured, see docs/models.md).
+                pair[0] = x0.mul_add(cos[p], -(x1 * sin[p]));
+                pair[1] = x0.mul_add(sin[p], x1 * cos[p]);
             }
         }
     }
@@ -406,86 +342,29 @@ impl Llama {
         }
         let scale = 1.0 / (hd as f32).sqrt();
         let mut out = vec![0f32; t * q_width];
-        if t == 1 {
-            // Decoding: one query per head; plain loops over the cache, no tensors.
-            let mut scores = vec![0f32; total];
+        // Every query row attends exactly as llama.cpp's single-token path does (row r sees
+        // positions 0..=past+r), so that reading a prompt at once gives the same numbers as
+        // reading it token by token.
+        let mut scores = vec![0f32; total];
+        let mut lanes = vec![0f32; F16_LANES * hd];
+        for (r, row) in qkv.chunks_exact(row_width).enumerate() {
+            let visible = past + r + 1;
             for head in 0..c.heads {
                 let g = head / group;
-                let q = &qkv[head * hd..(head + 1) * hd];
-                let keys = &k_cache[g * capacity * hd..(g * capacity + total) * hd];
-                for (score, key) in scores.iter_mut().zip(keys.chunks_exact(hd)) {
-                    *score = dot(q, key) * scale;
+                let q = &row[head * hd..(head + 1) * hd];
+                let keys = &k_cache[g * capacity * hd..(g * capacity + visible) * hd];
+                for (score, key) in scores[..visible].iter_mut().zip(keys.chunks_exact(hd)) {
+                    *score = ggml::dot_f16(q, key) * scale;
                 }
-                softmax_f16(&mut scores);
-                let o = &mut out[head * hd..(head + 1) * hd];
-                let values = &v_cache[g * capacity * hd..(g * capacity + total) * hd];
-                for (&p, value) in scores.iter().zip(values.chunks_exact(hd)) {
-                    o.iter_mut().zip(value).for_each(|(o, &v)| *o += p * v);
-                }
-            }
-            return Ok(out);
-        }
-        // Reading a prompt: matrix products. Queries [kv_heads, group·t, hd] (the query heads
-        // that share key/value head g stacked as rows), keys and values [kv_heads, total, hd].
-        let mut q = vec![0f32; q_width * t];
-        for (r, row) in qkv.chunks_exact(row_width).enumerate() {
-            for head in 0..c.heads {
-                let at = (head * t + r) * hd;
-                q[at..at + hd].copy_from_slice(&row[head * hd..(head + 1) * hd]);
-            }
-        }
-        let gather = |cache: &[f32]| -> Result<Tensor> {
-            let mut data = Vec::with_capacity(c.kv_heads * total * hd);
-            for g in 0..c.kv_heads {
-                data.extend_from_slice(&cache[g * capacity * hd..(g * capacity + total) * hd]);
-            }
-            Tensor::from_vec(data, (c.kv_heads, total, hd), &Device::Cpu)
-        };
-        let (keys, values) = (gather(k_cache)?, gather(v_cache)?);
-        let q = Tensor::from_vec(q, (c.kv_heads, group * t, hd), &Device::Cpu)?;
-        let mut scores = q.matmul(&keys.t()?)?.flatten_all()?.to_vec1::<f32>()?;
-        for (r, row) in scores.chunks_exact_mut(total).enumerate() {
-            let visible = past + r % t + 1;
-            row[..visible].iter_mut().for_each(|v| *v *= scale);
-            softmax_f16(&mut row[..visible]);
-            row[visible..].iter_mut().for_each(|v| *v = 0.0);
-        }
-        let probs = Tensor::from_vec(scores, (c.kv_heads, group * t, total), &Device::Cpu)?;
-        let context = probs.matmul(&values)?.flatten_all()?.to_vec1::<f32>()?; // [kv, group·t, hd]
-        for head in 0..c.heads {
-            for r in 0..t {
-                let from = (head * t + r) * hd;
-                out[r * q_width + head * hd..r * q_width + (head + 1) * hd].copy_from_slice(&context[from..from + hd]);
+                ggml::softmax(&mut scores[..visible]);
+                scores[..visible].iter_mut().for_each(|p| *p = round_f16(*p));
+                let values = &v_cache[g * capacity * hd..(g * capacity + visible) * hd];
+                let o = &mut out[r * q_width + head * hd..r * q_width + (head + 1) * hd];
+                ggml::weighted_sum_f16(&scores[..visible], values, hd, &mut lanes, o);
             }
         }
         Ok(out)
     }
-}
-
-/// Dot product with eight independent sums, so that the compiler can use vector registers
-/// (a single running sum forces one addition after the other).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in a8.zip(b8) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Softmax in place (max subtracted, sum in f64 as ggml does), then rounded to f16.
-fn softmax_f16(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f64;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += f64::from(*v);
-    }
-    let inv = (1.0 / sum) as f32;
-    row.iter_mut().for_each(|v| *v = round_f16(*v * inv));
 }
 
 /// RMSNorm of each row of `x` (width `weight.len()`), as ggml computes it: the squares (f32)
