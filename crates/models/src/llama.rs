@@ -21,10 +21,11 @@
 //! (fast kernel), the second a per-block constant whose product with the activations is a
 //! small f32 matrix product over block sums (1/32 of the work). See [`QLinear`].
 
-use crate::quant::{ggml, QMatrix, F16_LANES};
+use crate::quant::{ggml, with_fma, QMatrix, F16_LANES};
 use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
 use candle_core::{Device, Result};
 use half::f16;
+use rayon::prelude::*;
 use std::borrow::Cow;
 use std::io::{Read, Seek};
 
@@ -275,24 +276,36 @@ impl Llama {
         for (i, block) in self.blocks.iter().enumerate() {
             let h = rms_norm(&x, &block.attn_norm, c.eps);
             let mut qkv = block.qkv.forward(&h, t)?;
-            for (r, row) in qkv.chunks_exact_mut(q_width + 2 * kv_width).enumerate() {
-                let pos = past + r;
-                let (q, kv) = row.split_at_mut(q_width);
-                self.rope(q, pos);
-                self.rope(&mut kv[..kv_width], pos);
-                // llama.cpp keeps K and V in an f16 cache and multiplies Q in f16 against it.
-                row.iter_mut().for_each(|v| *v = round_f16(*v));
-            }
+            with_fma(
+                #[inline(always)]
+                || {
+                    for (r, row) in qkv.chunks_exact_mut(q_width + 2 * kv_width).enumerate() {
+                        let pos = past + r;
+                        let (q, kv) = row.split_at_mut(q_width);
+                        self.rope(q, pos);
+                        self.rope(&mut kv[..kv_width], pos);
+                        // llama.cpp keeps K and V in an f16 cache and multiplies Q in f16 against it.
+                        row.iter_mut().for_each(|v| *v = round_f16(*v));
+                    }
+                },
+            );
             let capacity = cache.capacity;
             let attended = self.attention(&qkv, t, past, capacity, &mut cache.k[i], &mut cache.v[i])?;
             add_into(&mut x, &block.o.forward(&attended, t)?);
             let h = rms_norm(&x, &block.ffn_norm, c.eps);
             let gate_up = block.gate_up.forward(&h, t)?;
             let mut act = Vec::with_capacity(t * self.ffn);
-            for row in gate_up.chunks_exact(2 * self.ffn) {
-                let (gate, up) = row.split_at(self.ffn);
-                act.extend(gate.iter().zip(up).map(|(&g, &u)| ggml::silu(g) * u));
-            }
+            with_fma(
+                #[inline(always)]
+                || {
+                    for row in gate_up.chunks_exact(2 * self.ffn) {
+                        let (gate, up) = row.split_at(self.ffn);
+                        for (&g, &u) in gate.iter().zip(up) {
+                            act.push(ggml::silu(g) * u);
+                        }
+                    }
+                },
+            );
             add_into(&mut x, &block.down.forward(&act, t)?);
         }
         cache.len = total;
@@ -301,6 +314,7 @@ impl Llama {
     }
 
     /// Rotates each head of `row` (interleaved pairs) to position `pos`.
+    #[inline(always)]
     fn rope(&self, row: &mut [f32], pos: usize) {
         let half = self.config.head_dim / 2;
         let (cos, sin) = (&self.cos[pos * half..(pos + 1) * half], &self.sin[pos * half..(pos + 1) * half]);
@@ -345,24 +359,31 @@ impl Llama {
         // Every query row attends exactly as llama.cpp's single-token path does (row r sees
         // positions 0..=past+r), so that reading a prompt at once gives the same numbers as
         // reading it token by token.
-        let mut scores = vec![0f32; total];
-        let mut lanes = vec![0f32; F16_LANES * hd];
-        for (r, row) in qkv.chunks_exact(row_width).enumerate() {
-            let visible = past + r + 1;
-            for head in 0..c.heads {
+        // One work item per (query row, head), shared among threads; each computes its output
+        // whole, so the split changes no result.
+        let heads = c.heads;
+        out.par_chunks_mut(hd).enumerate().for_each_init(
+            || (vec![0f32; total], vec![0f32; F16_LANES * hd]),
+            |(scores, lanes), (item, o)| {
+                let (r, head) = (item / heads, item % heads);
+                let visible = past + r + 1;
                 let g = head / group;
-                let q = &row[head * hd..(head + 1) * hd];
+                let q = &qkv[r * row_width + head * hd..r * row_width + (head + 1) * hd];
                 let keys = &k_cache[g * capacity * hd..(g * capacity + visible) * hd];
-                for (score, key) in scores[..visible].iter_mut().zip(keys.chunks_exact(hd)) {
-                    *score = ggml::dot_f16(q, key) * scale;
-                }
-                ggml::softmax(&mut scores[..visible]);
-                scores[..visible].iter_mut().for_each(|p| *p = round_f16(*p));
                 let values = &v_cache[g * capacity * hd..(g * capacity + visible) * hd];
-                let o = &mut out[r * q_width + head * hd..r * q_width + (head + 1) * hd];
-                ggml::weighted_sum_f16(&scores[..visible], values, hd, &mut lanes, o);
-            }
-        }
+                with_fma(
+                    #[inline(always)]
+                    || {
+                        for (score, key) in scores[..visible].iter_mut().zip(keys.chunks_exact(hd)) {
+                            *score = ggml::dot_f16(q, key) * scale;
+                        }
+                        ggml::softmax(&mut scores[..visible]);
+                        scores[..visible].iter_mut().for_each(|p| *p = round_f16(*p));
+                        ggml::weighted_sum_f16(&scores[..visible], values, hd, lanes, o);
+                    },
+                );
+            },
+        );
         Ok(out)
     }
 }

@@ -190,8 +190,7 @@ impl QMatrix {
 
     /// The product on activations already quantized (`rows × k/32` blocks) into `out`.
     pub fn matmul_quantized(&self, act: &[BlockQ8], rows: usize, out: &mut [f32]) {
-        let (n, k) = (self.rows(), self.cols());
-        let nb = k / QK;
+        let n = self.rows();
         // Output columns are shared among threads in chunks of weight rows; each thread reads
         // its weight rows once and applies them to every activation row. The result is the
         // same whatever the split: each value is one dot product computed whole.
@@ -201,11 +200,7 @@ impl QMatrix {
         parts.par_iter_mut().enumerate().with_min_len(1).for_each(|(c, part)| {
             let (from, to) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
             part.resize((to - from) * rows, 0.0);
-            for r in 0..rows {
-                let a = &act[r * nb..(r + 1) * nb];
-                let dst = &mut part[r * (to - from)..(r + 1) * (to - from)];
-                self.dots(from..to, a, dst);
-            }
+            self.dots(from..to, act, rows, part);
         });
         for (c, part) in parts.iter().enumerate() {
             let (from, to) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
@@ -215,12 +210,20 @@ impl QMatrix {
         }
     }
 
-    /// The dot products of weight rows `range` with one quantized activation row.
-    fn dots(&self, range: std::ops::Range<usize>, act: &[BlockQ8], dst: &mut [f32]) {
+    /// The dot products of weight rows `range` with each of the `rows` quantized activation
+    /// rows of `act`, into `dst` (`rows × range.len()`).
+    fn dots(&self, range: std::ops::Range<usize>, act: &[BlockQ8], rows: usize, dst: &mut [f32]) {
         let nb = self.cols() / QK;
-        match self {
-            Self::Q4_1 { blocks, .. } => simd::dots_q4_1(&blocks[range.start * nb..range.end * nb], nb, act, dst),
-            Self::Q8_0 { blocks, .. } => simd::dots_q8_0(&blocks[range.start * nb..range.end * nb], nb, act, dst),
+        let width = range.len();
+        for r in 0..rows {
+            let a = &act[r * nb..(r + 1) * nb];
+            let out = &mut dst[r * width..(r + 1) * width];
+            if let Self::Q8_0 { blocks, .. } = self {
+                simd::dots_q8_0(&blocks[range.start * nb..range.end * nb], nb, a, out);
+            }
+        }
+        if let Self::Q4_1 { blocks, .. } = self {
+            simd::dots_q4_1(&blocks[range.start * nb..range.end * nb], nb, act, rows, dst);
         }
     }
 
@@ -248,13 +251,20 @@ impl QMatrix {
 /// Quantizes `rows` rows of `k` activations for products with weights of `kind`.
 pub fn quantize_rows(x: &[f32], rows: usize, k: usize, kind: ActKind) -> Vec<BlockQ8> {
     let mut out = Vec::with_capacity(rows * k / QK);
-    for block in x[..rows * k].chunks_exact(QK) {
-        out.push(quantize_block(block, kind));
-    }
+    // Under AVX2 so that rounding is one instruction rather than a call to libm's `rintf`.
+    with_fma(
+        #[inline(always)]
+        || {
+            for block in x[..rows * k].chunks_exact(QK) {
+                out.push(quantize_block(block, kind));
+            }
+        },
+    );
     out
 }
 
 /// ggml's AVX `quantize_row_q8_0`/`quantize_row_q8_1` for one block.
+#[inline(always)]
 fn quantize_block(x: &[f32], kind: ActKind) -> BlockQ8 {
     let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
     let d = amax / 127.0;
@@ -342,7 +352,9 @@ pub mod ggml {
             .mul_add(u, f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)))
             .mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0));
         // _mm512_scalef_ps(j, n): j·2^n rounded once (exact in f64, then one rounding).
-        (f64::from(j) * 2f64.powi(n as i32)) as f32
+        // 2^n built from its bits (n is an integer in −192..=192).
+        let two_n = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+        (f64::from(j) * two_n) as f32
     }
 
     /// `ggml_v_silu`: x / (1 + e^−x).
@@ -355,6 +367,7 @@ pub mod ggml {
     /// llama.cpp's attention scores: e^(x − max) per element, the sum of each 16 added in f64,
     /// then every value times `(f32)(1/sum)`. (llama.cpp's rows are padded with masked
     /// positions whose exponentials are 0; they change no sum.)
+    #[inline(always)]
     pub fn softmax(row: &mut [f32]) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0f64;
@@ -394,17 +407,32 @@ pub mod ggml {
     /// (`values`: one row of `width` per position, as `p`): what llama.cpp's product of the
     /// soft-maxed scores with its transposed f16 value cache gives. `lanes` is scratch space
     /// of `F16_LANES × width`.
+    #[inline(always)]
     pub fn weighted_sum_f16(p: &[f32], values: &[f32], width: usize, lanes: &mut [f32], out: &mut [f32]) {
         lanes.iter_mut().for_each(|v| *v = 0.0);
         for (i, (&pi, value)) in p.iter().zip(values.chunks_exact(width)).enumerate() {
             let lane = &mut lanes[(i % F16_LANES) * width..(i % F16_LANES + 1) * width];
-            lane.iter_mut().zip(value).for_each(|(l, &v)| *l = pi.mul_add(v, *l));
+            for (l, &v) in lane.iter_mut().zip(value) {
+                *l = pi.mul_add(v, *l);
+            }
         }
         for (d, o) in out.iter_mut().enumerate() {
             let acc: [f32; F16_LANES] = std::array::from_fn(|i| lanes[i * width + d]);
             *o = reduce_lanes(&acc);
         }
     }
+}
+
+/// Runs `f` with AVX2 and FMA enabled when the CPU has them, so that the `#[inline(always)]`
+/// helpers it calls ([`ggml`]'s) compile `f32::mul_add` to one instruction and vectorize —
+/// without them `mul_add` is a call into libm's `fmaf` (same result, many times slower).
+#[inline(always)]
+pub fn with_fma<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        return simd.vectorize(f);
+    }
+    f()
 }
 
 /// Runtime choice between the AVX2 kernels and the scalar ones (same results).
@@ -415,15 +443,76 @@ mod simd {
     use pulp::x86::V3;
     use std::arch::x86_64::{__m128i, __m256, __m256i};
 
-    pub(super) fn dots_q4_1(w: &[BlockQ4_1], nb: usize, act: &[BlockQ8], dst: &mut [f32]) {
-        let rows = w.chunks_exact(nb);
-        match V3::try_new() {
-            Some(simd) => simd.vectorize(
-                #[inline(always)]
-                || rows.zip(dst.iter_mut()).for_each(|(w, o)| *o = dot_q4_1_q8_1_avx2(simd, w, act)),
-            ),
-            None => rows.zip(dst.iter_mut()).for_each(|(w, o)| *o = super::dot_q4_1_q8_1_scalar(w, act)),
+    /// Every weight row of `w` against every activation row of `act` (`rows` of them) into
+    /// `dst` (`rows × w rows`). Activation rows go four at a time, so that each weight block is
+    /// unpacked once for four dot products (each still accumulated in ggml's order).
+    pub(super) fn dots_q4_1(w: &[BlockQ4_1], nb: usize, act: &[BlockQ8], rows: usize, dst: &mut [f32]) {
+        let width = w.len() / nb;
+        let Some(simd) = V3::try_new() else {
+            for r in 0..rows {
+                let a = &act[r * nb..(r + 1) * nb];
+                for (i, wrow) in w.chunks_exact(nb).enumerate() {
+                    dst[r * width + i] = super::dot_q4_1_q8_1_scalar(wrow, a);
+                }
+            }
+            return;
+        };
+        // Plain loops, not iterator closures: a closure is compiled as its own function,
+        // outside the AVX2 context, and the intrinsics would not be inlined.
+        simd.vectorize(
+            #[inline(always)]
+            || {
+                let mut r = 0;
+                while r + 4 <= rows {
+                    let a = [
+                        &act[r * nb..(r + 1) * nb],
+                        &act[(r + 1) * nb..(r + 2) * nb],
+                        &act[(r + 2) * nb..(r + 3) * nb],
+                        &act[(r + 3) * nb..(r + 4) * nb],
+                    ];
+                    for (i, wrow) in w.chunks_exact(nb).enumerate() {
+                        let res = dot4_q4_1_q8_1_avx2(simd, wrow, a);
+                        for (j, v) in res.into_iter().enumerate() {
+                            dst[(r + j) * width + i] = v;
+                        }
+                    }
+                    r += 4;
+                }
+                while r < rows {
+                    let a = &act[r * nb..(r + 1) * nb];
+                    for (i, wrow) in w.chunks_exact(nb).enumerate() {
+                        dst[r * width + i] = dot_q4_1_q8_1_avx2(simd, wrow, a);
+                    }
+                    r += 1;
+                }
+            },
+        )
+    }
+
+    /// [`dot_q4_1_q8_1_avx2`] of one weight row against four activation rows at once.
+    #[inline(always)]
+    fn dot4_q4_1_q8_1_avx2(simd: V3, w: &[BlockQ4_1], x: [&[BlockQ8]; 4]) -> [f32; 4] {
+        let low = simd.avx._mm256_set1_epi8(0x0f);
+        let ones = simd.avx._mm256_set1_epi16(1);
+        let mut acc: [__m256; 4] = [simd.avx._mm256_setzero_ps(); 4];
+        let mut summs = [0f32; 4];
+        for (b, wb) in w.iter().enumerate() {
+            let d0 = f16_to_f32(wb.d);
+            let m = f16_to_f32(wb.m);
+            let tmp: __m128i = bytemuck::cast(wb.qs);
+            let hi = simd.sse2._mm_srli_epi16::<4>(tmp);
+            let qw = simd.avx2._mm256_and_si256(low, simd.avx._mm256_set_m128i(hi, tmp));
+            for j in 0..4 {
+                let xb = &x[j][b];
+                summs[j] = m.mul_add(xb.s, summs[j]);
+                let d0d1 = simd.avx._mm256_set1_ps(d0 * xb.d);
+                let qx: __m256i = bytemuck::cast(xb.qs);
+                let pairs = simd.avx2._mm256_maddubs_epi16(qw, qx);
+                let quads = simd.avx._mm256_cvtepi32_ps(simd.avx2._mm256_madd_epi16(ones, pairs));
+                acc[j] = simd.fma._mm256_fmadd_ps(d0d1, quads, acc[j]);
+            }
         }
+        [0, 1, 2, 3].map(|j| hsum8(bytemuck::cast(acc[j])) + summs[j])
     }
 
     pub(super) fn dots_q8_0(w: &[BlockQ8_0], nb: usize, act: &[BlockQ8], dst: &mut [f32]) {
@@ -431,7 +520,11 @@ mod simd {
         match V3::try_new() {
             Some(simd) => simd.vectorize(
                 #[inline(always)]
-                || rows.zip(dst.iter_mut()).for_each(|(w, o)| *o = dot_q8_0_q8_0_avx2(simd, w, act)),
+                || {
+                    for (w, o) in rows.zip(dst.iter_mut()) {
+                        *o = dot_q8_0_q8_0_avx2(simd, w, act);
+                    }
+                },
             ),
             None => rows.zip(dst.iter_mut()).for_each(|(w, o)| *o = super::dot_q8_0_q8_0_scalar(w, act)),
         }
@@ -482,8 +575,14 @@ mod simd {
 mod simd {
     use super::{BlockQ4_1, BlockQ8, BlockQ8_0};
 
-    pub(super) fn dots_q4_1(w: &[BlockQ4_1], nb: usize, act: &[BlockQ8], dst: &mut [f32]) {
-        w.chunks_exact(nb).zip(dst.iter_mut()).for_each(|(w, o)| *o = super::dot_q4_1_q8_1_scalar(w, act));
+    pub(super) fn dots_q4_1(w: &[BlockQ4_1], nb: usize, act: &[BlockQ8], rows: usize, dst: &mut [f32]) {
+        let width = w.len() / nb;
+        for r in 0..rows {
+            let a = &act[r * nb..(r + 1) * nb];
+            for (i, wrow) in w.chunks_exact(nb).enumerate() {
+                dst[r * width + i] = super::dot_q4_1_q8_1_scalar(wrow, a);
+            }
+        }
     }
 
     pub(super) fn dots_q8_0(w: &[BlockQ8_0], nb: usize, act: &[BlockQ8], dst: &mut [f32]) {
