@@ -1,4 +1,4 @@
-//! The BERT encoder forward pass of all-MiniLM-L6-v2, on candle tensors (f32, CPU).
+//! The BERT encoder forward pass of all-MiniLM-L6-v2, in plain Rust on f32 rows (CPU).
 //!
 //! It computes exactly what Hugging Face's `BertModel` computes in evaluation mode, so that the
 //! vectors equal sentence-transformers' to ~1e-6 (the fixtures check 1e-4):
@@ -7,12 +7,22 @@
 //! residual + LayerNorm, a GELU (erf form, as `hidden_act: "gelu"` means in Hugging Face)
 //! feed-forward, residual + LayerNorm. Pooling and normalisation live in [`crate::embed`].
 //!
-//! One deliberate difference in form, not in result: the query, key and value projections of a
-//! layer are fused into one `[3·hidden, hidden]` matrix at load time, so each layer does one
-//! large matrix product instead of three small ones.
+//! Differences in form, not in result:
+//! - the query, key and value projections of a layer are fused into one matrix at load time,
+//!   so each layer does one large matrix product instead of three small ones;
+//! - the matrix products are [`crate::gemm::Dense`] (weights packed once at load time);
+//!   attention, LayerNorm and GELU are loops over rows, shared among threads — as tensor
+//!   operations each allocated and dispatched more than it computed for these small shapes;
+//! - padding keys are skipped rather than masked with a large negative bias (the same zero
+//!   weight after the softmax); GELU's `erf` is a polynomial with |error| < 1.5e-7 (Abramowitz
+//!   and Stegun 7.1.26) evaluated in vector registers instead of libm's scalar `erff`.
+//!
+//! Candle is still what reads the safetensors file.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Embedding, LayerNorm, Linear};
+use crate::gemm::Dense;
+use crate::quant::{ggml, with_fma};
+use candle_core::{DType, Device, Result};
+use rayon::prelude::*;
 use std::path::Path;
 
 /// The fields of the model's `config.json` that the forward pass uses.
@@ -36,29 +46,57 @@ pub struct BertConfig {
     pub hidden_act: String,
 }
 
+/// A tensor read from the safetensors file: its values (row-major) and its shape.
+type Weights = (Vec<f32>, Vec<usize>);
+
+struct LayerNorm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Normalises each row of `x` in place: mean and variance (biased) in f64, then
+    /// `(v − mean)/sqrt(var + eps)·w + b`.
+    fn apply(&self, x: &mut [f32]) {
+        let width = self.weight.len();
+        x.par_chunks_mut(width).for_each(|row| {
+            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / width as f64;
+            let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / width as f64;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for ((v, &w), &b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
+                *v = ((f64::from(*v) - mean) * inv) as f32 * w + b;
+            }
+        });
+    }
+}
+
 struct Layer {
-    qkv: Linear,
-    attention_output: Linear,
+    qkv: Dense,
+    attention_output: Dense,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     output_norm: LayerNorm,
 }
 
-/// A loaded BERT encoder.
+/// The loaded encoder.
 pub struct Bert {
-    word_embeddings: Embedding,
-    position_embeddings: Tensor,
-    token_type_embedding: Tensor,
+    /// `[vocab, hidden]`.
+    word_embeddings: Vec<f32>,
+    /// `[max positions, hidden]`.
+    position_embeddings: Vec<f32>,
+    token_type_embedding: Vec<f32>,
     embeddings_norm: LayerNorm,
     layers: Vec<Layer>,
     heads: usize,
     head_dim: usize,
     hidden: usize,
+    vocab: usize,
 }
 
 impl Bert {
-    /// Loads the weights from a safetensors file (read into memory, no mmap).
+    /// Reads the weights (`model.safetensors`) for `config`.
     pub fn load(weights: &Path, config: &BertConfig) -> Result<Self> {
         if config.hidden_act != "gelu" {
             candle_core::bail!("unsupported hidden_act {:?} (only gelu)", config.hidden_act);
@@ -66,46 +104,64 @@ impl Bert {
         if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             candle_core::bail!("hidden_size is not a multiple of num_attention_heads");
         }
-        let device = Device::Cpu;
-        let mut tensors = candle_core::safetensors::load(weights, &device)?;
-        let mut take = |name: &str| -> Result<Tensor> {
-            tensors
+        let mut tensors = candle_core::safetensors::load(weights, &Device::Cpu)?;
+        let mut take = |name: &str| -> Result<Weights> {
+            let t = tensors
                 .remove(name)
                 .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {name}")))?
-                .to_dtype(DType::F32)
+                .to_dtype(DType::F32)?;
+            let dims = t.dims().to_vec();
+            Ok((t.flatten_all()?.to_vec1::<f32>()?, dims))
         };
         let hidden = config.hidden_size;
         let eps = config.layer_norm_eps;
-        let norm = |take: &mut dyn FnMut(&str) -> Result<Tensor>, prefix: &str| -> Result<LayerNorm> {
-            Ok(LayerNorm::new(take(&format!("{prefix}.weight"))?, take(&format!("{prefix}.bias"))?, eps))
+        let norm = |take: &mut dyn FnMut(&str) -> Result<Weights>, prefix: &str| -> Result<LayerNorm> {
+            Ok(LayerNorm {
+                weight: take(&format!("{prefix}.weight"))?.0,
+                bias: take(&format!("{prefix}.bias"))?.0,
+                eps,
+            })
         };
-        let linear = |take: &mut dyn FnMut(&str) -> Result<Tensor>, prefix: &str| -> Result<Linear> {
-            Ok(Linear::new(take(&format!("{prefix}.weight"))?, Some(take(&format!("{prefix}.bias"))?)))
+        let dense = |take: &mut dyn FnMut(&str) -> Result<Weights>, prefixes: &[String]| -> Result<Dense> {
+            let (mut weight, mut bias, mut n, mut k) = (Vec::new(), Vec::new(), 0, 0);
+            for prefix in prefixes {
+                let (w, dims) = take(&format!("{prefix}.weight"))?;
+                let [rows, cols] = dims[..] else { candle_core::bail!("{prefix}.weight is not a matrix") };
+                if k != 0 && cols != k {
+                    candle_core::bail!("{prefix}.weight has {cols} columns, expected {k}");
+                }
+                (n, k) = (n + rows, cols);
+                weight.extend(w);
+                bias.extend(take(&format!("{prefix}.bias"))?.0);
+            }
+            if bias.len() != n {
+                candle_core::bail!("bias of {} values for {n} outputs", bias.len());
+            }
+            Dense::new(&weight, &bias, n, k).map_err(candle_core::Error::Msg)
         };
-        let word = take("embeddings.word_embeddings.weight")?;
-        let position_embeddings = take("embeddings.position_embeddings.weight")?;
-        let token_type_embedding = take("embeddings.token_type_embeddings.weight")?.get(0)?;
+        let (word_embeddings, word_dims) = take("embeddings.word_embeddings.weight")?;
+        let position_embeddings = take("embeddings.position_embeddings.weight")?.0;
+        let token_type_embedding = take("embeddings.token_type_embeddings.weight")?.0[..hidden].to_vec();
         let embeddings_norm = norm(&mut take, "embeddings.LayerNorm")?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let p = format!("encoder.layer.{i}");
-            let mut qkv_w = Vec::with_capacity(3);
-            let mut qkv_b = Vec::with_capacity(3);
-            for part in ["query", "key", "value"] {
-                qkv_w.push(take(&format!("{p}.attention.self.{part}.weight"))?);
-                qkv_b.push(take(&format!("{p}.attention.self.{part}.bias"))?);
-            }
+            let parts: Vec<String> =
+                ["query", "key", "value"].iter().map(|x| format!("{p}.attention.self.{x}")).collect();
             layers.push(Layer {
-                qkv: Linear::new(Tensor::cat(&qkv_w, 0)?, Some(Tensor::cat(&qkv_b, 0)?)),
-                attention_output: linear(&mut take, &format!("{p}.attention.output.dense"))?,
+                qkv: dense(&mut take, &parts)?,
+                attention_output: dense(&mut take, &[format!("{p}.attention.output.dense")])?,
                 attention_norm: norm(&mut take, &format!("{p}.attention.output.LayerNorm"))?,
-                intermediate: linear(&mut take, &format!("{p}.intermediate.dense"))?,
-                output: linear(&mut take, &format!("{p}.output.dense"))?,
+                intermediate: dense(&mut take, &[format!("{p}.intermediate.dense")])?,
+                output: dense(&mut take, &[format!("{p}.output.dense")])?,
                 output_norm: norm(&mut take, &format!("{p}.output.LayerNorm"))?,
             });
         }
+        if word_dims.get(1) != Some(&hidden) || position_embeddings.len() % hidden != 0 {
+            candle_core::bail!("embedding tables do not have {hidden} columns");
+        }
         Ok(Self {
-            word_embeddings: Embedding::new(word, hidden),
+            word_embeddings,
             position_embeddings,
             token_type_embedding,
             embeddings_norm,
@@ -113,54 +169,145 @@ impl Bert {
             heads: config.num_attention_heads,
             head_dim: hidden / config.num_attention_heads,
             hidden,
+            vocab: word_dims[0],
         })
     }
 
     /// Longest sequence the model accepts.
     pub fn max_positions(&self) -> usize {
-        self.position_embeddings.dim(0).unwrap_or(0)
+        self.position_embeddings.len() / self.hidden
     }
 
-    /// Runs the encoder. `ids`: `[batch, len]` u32 token ids (padded); `mask`: `[batch, len]`
-    /// f32, 1 for real tokens and 0 for padding. Returns the last hidden states
-    /// `[batch, len, hidden]`.
-    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (batch, len) = ids.dims2()?;
-        let positions = self.position_embeddings.narrow(0, 0, len)?;
-        let mut x =
-            self.word_embeddings.forward(ids)?.broadcast_add(&positions)?.broadcast_add(&self.token_type_embedding)?;
-        x = self.embeddings_norm.forward(&x)?;
-        // 0 where the key is a real token, a large negative number where it is padding, so
-        // that padding gets zero weight after the softmax (Hugging Face uses the dtype's min).
-        let bias = ((mask.ones_like()? - mask)? * f64::from(f32::MIN))?.reshape((batch, 1, 1, len))?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        for layer in &self.layers {
-            let qkv =
-                layer.qkv.forward(&x)?.reshape((batch, len, 3, self.heads, self.head_dim))?.permute((2, 0, 3, 1, 4))?;
-            let q = qkv.get(0)?.contiguous()?;
-            let k = qkv.get(1)?.contiguous()?;
-            let v = qkv.get(2)?.contiguous()?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch, len, self.hidden))?;
-            let attended = layer.attention_norm.forward(&(layer.attention_output.forward(&context)? + &x)?)?;
-            let inner = layer.intermediate.forward(&attended)?.gelu_erf()?;
-            x = layer.output_norm.forward(&(layer.output.forward(&inner)? + &attended)?)?;
+    /// Runs the encoder on a batch of token sequences (each at most [`Self::max_positions`]
+    /// long) and returns, per sequence, the mean of its last hidden states over its tokens,
+    /// L2-normalised: sentence-transformers' `Pooling(mean)` + `Normalize`. Sequences are
+    /// padded to the longest; padding is never attended to nor pooled.
+    pub fn embed(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let hidden = self.hidden;
+        let len = batch.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+        if len > self.max_positions() {
+            candle_core::bail!("a sequence of {len} tokens exceeds the {} positions", self.max_positions());
         }
-        Ok(x)
+        let lengths: Vec<usize> = batch.iter().map(|s| s.len()).collect();
+        let rows = batch.len() * len;
+        let mut x = Vec::with_capacity(rows * hidden);
+        for seq in batch {
+            for t in 0..len {
+                let id = seq.get(t).copied().unwrap_or(0) as usize;
+                if id >= self.vocab {
+                    candle_core::bail!("token {id} is outside the vocabulary");
+                }
+                let word = &self.word_embeddings[id * hidden..(id + 1) * hidden];
+                let pos = &self.position_embeddings[t * hidden..(t + 1) * hidden];
+                x.extend(word.iter().zip(pos).zip(&self.token_type_embedding).map(|((w, p), tt)| w + p + tt));
+            }
+        }
+        self.embeddings_norm.apply(&mut x);
+        for layer in &self.layers {
+            let qkv = layer.qkv.forward(&x, rows);
+            let context = self.attention(&qkv, &lengths, len);
+            let mut attended = layer.attention_output.forward(&context, rows);
+            add_into(&mut attended, &x);
+            layer.attention_norm.apply(&mut attended);
+            let mut inner = layer.intermediate.forward(&attended, rows);
+            gelu(&mut inner);
+            x = layer.output.forward(&inner, rows);
+            add_into(&mut x, &attended);
+            layer.output_norm.apply(&mut x);
+        }
+        Ok(lengths
+            .iter()
+            .enumerate()
+            .map(|(b, &n)| {
+                let mut mean = vec![0f64; hidden];
+                for t in 0..n.min(len) {
+                    let row = &x[(b * len + t) * hidden..(b * len + t + 1) * hidden];
+                    mean.iter_mut().zip(row).for_each(|(m, &v)| *m += f64::from(v));
+                }
+                let count = n.max(1) as f64;
+                let norm = mean.iter().map(|m| (m / count).powi(2)).sum::<f64>().sqrt().max(1e-12);
+                mean.iter().map(|m| (m / count / norm) as f32).collect()
+            })
+            .collect())
+    }
+
+    /// Self-attention of every sequence and head in plain loops (the products are a few dozen
+    /// tokens by 32 dimensions). `qkv`: `[batch·len, 3·hidden]` (query, key, value); returns
+    /// the context `[batch·len, hidden]`. Work items (sequence, head) are shared among threads.
+    fn attention(&self, qkv: &[f32], lengths: &[usize], len: usize) -> Vec<f32> {
+        let (hidden, hd, heads) = (self.hidden, self.head_dim, self.heads);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let items: Vec<Vec<f32>> = (0..lengths.len() * heads)
+            .into_par_iter()
+            .map(|item| {
+                let (b, h) = (item / heads, item % heads);
+                let keys = lengths[b].clamp(1, len);
+                let at = |t: usize, part: usize| (b * len + t) * 3 * hidden + part * hidden + h * hd;
+                let mut ctx = vec![0f32; len * hd];
+                let mut scores = vec![0f32; keys];
+                for t in 0..len {
+                    let q = &qkv[at(t, 0)..at(t, 0) + hd];
+                    for (j, score) in scores.iter_mut().enumerate() {
+                        let k = &qkv[at(j, 1)..at(j, 1) + hd];
+                        *score = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    }
+                    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for s in scores.iter_mut() {
+                        *s = (*s - max).exp();
+                        sum += *s;
+                    }
+                    let o = &mut ctx[t * hd..(t + 1) * hd];
+                    for (j, &p) in scores.iter().enumerate() {
+                        let v = &qkv[at(j, 2)..at(j, 2) + hd];
+                        let w = p / sum;
+                        o.iter_mut().zip(v).for_each(|(o, &v)| *o += w * v);
+                    }
+                }
+                ctx
+            })
+            .collect();
+        let mut out = vec![0f32; lengths.len() * len * hidden];
+        for (item, ctx) in items.into_iter().enumerate() {
+            let (b, h) = (item / heads, item % heads);
+            for t in 0..len {
+                let row = (b * len + t) * hidden + h * hd;
+                out[row..row + hd].copy_from_slice(&ctx[t * hd..(t + 1) * hd]);
+            }
+        }
+        out
     }
 }
 
-/// Mean of the hidden states over the real tokens (mask 1), then L2 normalisation:
-/// sentence-transformers' `Pooling(mean)` + `Normalize` modules. `[batch, len, hidden]` →
-/// `[batch, hidden]`.
-pub fn mean_pool_normalize(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
-    let mask3 = mask.unsqueeze(D::Minus1)?;
-    let summed = hidden.broadcast_mul(&mask3)?.sum(1)?;
-    // sentence-transformers clamps the count at 1e-9 to never divide by zero.
-    let counts = mask.sum_keepdim(1)?.clamp(1e-9, f64::MAX)?;
-    let mean = summed.broadcast_div(&counts)?;
-    // torch.nn.functional.normalize: x / max(‖x‖, 1e-12).
-    let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-    mean.broadcast_div(&norm)
+fn add_into(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}
+
+/// GELU, erf form, in place: `x·(1 + erf(x/√2))/2`.
+fn gelu(x: &mut [f32]) {
+    x.par_chunks_mut(4096).for_each(|chunk| {
+        with_fma(
+            #[inline(always)]
+            || {
+                for v in chunk.iter_mut() {
+                    *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            },
+        )
+    });
+}
+
+/// erf by Abramowitz and Stegun 7.1.26 (|error| < 1.5e-7), branch-free so that it vectorizes.
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / 0.327_591_1f32.mul_add(a, 1.0);
+    let poly = 1.061_405_4f32
+        .mul_add(t, -1.453_152_1)
+        .mul_add(t, 1.421_413_8)
+        .mul_add(t, -0.284_496_72)
+        .mul_add(t, 0.254_829_6)
+        * t;
+    let y = 1.0 - poly * ggml::expf(-a * a);
+    y.copysign(x)
 }

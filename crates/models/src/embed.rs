@@ -19,11 +19,10 @@
 //!   a vector (the mask removes it from attention and pooling), so a sentence gets the same
 //!   vector alone or in any batch, up to float rounding.
 
-use crate::bert::{mean_pool_normalize, Bert, BertConfig};
+use crate::bert::{Bert, BertConfig};
 use crate::error::ModelError;
 use crate::install::{install_command, verify, MINILM};
 use crate::EMBEDDING_MODEL;
-use candle_core::{Device, Tensor};
 use std::path::Path;
 use tokenizers::Tokenizer;
 
@@ -62,6 +61,10 @@ pub struct Embedder {
     window: usize,
     max_batch: usize,
     dimensions: usize,
+    /// The model's own compute threads (one per core). A batch runs inside this pool, so that
+    /// the matrix products' parallel parts (gemm on rayon) are split by work stealing rather
+    /// than handed over from an outside thread and waited for, part after part.
+    pool: rayon::ThreadPool,
 }
 
 #[derive(serde::Deserialize)]
@@ -106,7 +109,13 @@ impl Embedder {
         tokenizer.with_truncation(None).map_err(|e| internal(&e))?;
         let bert = Bert::load(&model_dir.join("model.safetensors"), &config).map_err(|e| internal(&e))?;
         let window = st.max_seq_length.min(bert.max_positions());
-        Ok(Self { tokenizer, bert, window, max_batch: 32, dimensions: config.hidden_size })
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("genai-bert-{i}"))
+            .build()
+            .map_err(|e| internal(&format!("cannot start the model's threads: {e}")))?;
+        Ok(Self { tokenizer, bert, window, max_batch: 32, dimensions: config.hidden_size, pool })
     }
 
     /// Length of the vectors (384).
@@ -180,19 +189,7 @@ impl Embedder {
     }
 
     fn run_batch(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let len = batch.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
-        let mut ids = Vec::with_capacity(batch.len() * len);
-        let mut mask = Vec::with_capacity(batch.len() * len);
-        for seq in batch {
-            ids.extend_from_slice(seq);
-            ids.extend(std::iter::repeat_n(0u32, len - seq.len()));
-            mask.extend(std::iter::repeat_n(1f32, seq.len()));
-            mask.extend(std::iter::repeat_n(0f32, len - seq.len()));
-        }
-        let ids = Tensor::from_vec(ids, (batch.len(), len), &Device::Cpu)?;
-        let mask = Tensor::from_vec(mask, (batch.len(), len), &Device::Cpu)?;
-        let hidden = self.bert.forward(&ids, &mask)?;
-        mean_pool_normalize(&hidden, &mask)?.to_vec2::<f32>()
+        self.pool.install(|| self.bert.embed(batch))
     }
 }
 

@@ -27,6 +27,7 @@
 pub mod bert;
 pub mod embed;
 pub mod error;
+pub mod gemm;
 pub mod generate;
 pub mod gguf_tokenizer;
 pub mod install;

@@ -45,6 +45,8 @@ fn every_fixture_vector_matches_sentence_transformers_within_1e_4() {
     assert_eq!(sentences.len(), 20);
     let out = embedder().embed(&sentences, Truncate::End).unwrap();
     assert_eq!(out.vectors.len(), sentences.len());
+    let worst = out.vectors.iter().zip(&expected).map(|(g, w)| max_abs_diff(g, w)).fold(0f32, f32::max);
+    eprintln!("largest difference from sentence-transformers: {worst:e}");
     for (i, (got, want)) in out.vectors.iter().zip(&expected).enumerate() {
         assert_eq!(got.len(), 384, "sentence {i}");
         let diff = max_abs_diff(got, want);
