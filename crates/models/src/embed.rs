@@ -109,9 +109,8 @@ impl Embedder {
         tokenizer.with_truncation(None).map_err(|e| internal(&e))?;
         let bert = Bert::load(&model_dir.join("model.safetensors"), &config).map_err(|e| internal(&e))?;
         let window = st.max_seq_length.min(bert.max_positions());
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
+            // One thread per core unless RAYON_NUM_THREADS says otherwise.
             .thread_name(|i| format!("genai-bert-{i}"))
             .build()
             .map_err(|e| internal(&format!("cannot start the model's threads: {e}")))?;

@@ -149,10 +149,15 @@ pub const MANIFEST: &str = "manifest.json";
 /// The cache directory: `GENAI_MODELS_DIR` if set, else `$XDG_CACHE_HOME/genai/models`, else
 /// `$HOME/.cache/genai/models`, else `./genai-models` (no home at all, e.g. a bare container).
 pub fn default_dir() -> PathBuf {
-    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dir) = non_empty("GENAI_MODELS_DIR") {
-        return PathBuf::from(dir);
+    match std::env::var_os("GENAI_MODELS_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => standard_dir(),
     }
+}
+
+/// The cache directory when `GENAI_MODELS_DIR` is not set.
+fn standard_dir() -> PathBuf {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     if let Some(cache) = non_empty("XDG_CACHE_HOME") {
         return PathBuf::from(cache).join("genai").join("models");
     }
@@ -162,10 +167,12 @@ pub fn default_dir() -> PathBuf {
     PathBuf::from("genai-models")
 }
 
-/// The command that installs the models into `dir`: plain `genai models install` when `dir`
-/// is what the server would look at by default, else with `--dir`.
+/// The command that installs the models into `dir`, as a person should type it. It names the
+/// directory (`--dir`) unless `dir` is where `genai models install` installs without options
+/// and without `GENAI_MODELS_DIR` — so that the command also works from another terminal that
+/// does not have the server's environment.
 pub fn install_command(dir: &Path) -> String {
-    if dir == default_dir() {
+    if dir == standard_dir() {
         INSTALL_COMMAND.to_string()
     } else {
         format!("{INSTALL_COMMAND} --dir {}", dir.display())
@@ -552,7 +559,7 @@ mod tests {
 
     #[test]
     fn install_command_names_the_directory_only_when_it_is_not_the_default() {
-        assert_eq!(install_command(&default_dir()), "genai models install");
+        assert_eq!(install_command(&standard_dir()), "genai models install");
         assert_eq!(install_command(Path::new("/srv/models")), "genai models install --dir /srv/models");
     }
 

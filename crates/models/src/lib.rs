@@ -15,12 +15,14 @@
 //!   is the typed [`ModelError::NotInstalled`] naming the command to run.
 //! - **No HTTP here.** The crate knows nothing of the Runtime API; [`service::Models`] is an
 //!   async handle a provider adapter wraps. Inference runs on dedicated OS threads (one per
-//!   model, each using candle's own small compute pool), never on the async workers, so the
+//!   model, each with its own small compute pool), never on the async workers, so the
 //!   Control Center stays responsive while a model computes.
 //! - **Models written here, not taken from `candle-transformers`.** That crate alone takes
-//!   about 12 minutes to compile on two cores; the two forward passes are a few hundred lines
-//!   on top of `candle-core`/`candle-nn`, and writing them lets us fix what limits speed (see
-//!   [`llama::QLinear`]).
+//!   about 12 minutes to compile on two cores. The two forward passes are a few hundred lines
+//!   in plain Rust with their own kernels ([`quant`]: ggml's quantized products reproduced bit
+//!   for bit; [`gemm`]: a packed f32 product for BERT), SIMD through `pulp`'s safe wrappers;
+//!   candle only reads the GGUF and safetensors files. Each model computes on its own rayon
+//!   pool (one thread per core).
 //! - **Usage is counted by the models' own tokenizers**, exactly: the numbers returned with
 //!   every result are the tokens the model really processed and produced (see `docs/models.md`).
 

@@ -5,21 +5,28 @@
 //! "normal" (interleaved pairs) kind with base 100 000, RMSNorm, SwiGLU feed-forward of 1536,
 //! output projection tied to the token embeddings (`token_embd.weight`, Q8_0).
 //!
-//! Numerics follow llama.cpp's CPU path, so that greedy decoding picks the same tokens as the
-//! reference run (see `tests/fixtures/README.md`):
-//! - activations are quantized per block of 32 to 8 bits before each quantized matrix product,
-//!   exactly as ggml does (candle's kernels do this for us);
-//! - rotary angles are computed as ggml computes them (`θ·scale^i` by repeated multiplication
-//!   in f32), not with `powf` per index;
-//! - keys, values, queries and attention weights are rounded to f16 where llama.cpp keeps its
-//!   KV cache and attention products in f16 (its default).
+//! Numerics: this forward pass computes llama.cpp's CPU path bit for bit (its token-by-token
+//! path, built with `-march=native`), so that greedy decoding gives llama.cpp's answer token for
+//! token (`tests/generation.rs` checks it against `tests/fixtures/generation.json`). Every
+//! floating-point operation is done in llama.cpp's order, and where GCC fused a multiply and an
+//! add into one instruction, so do we:
+//! - the quantized matrix products are ggml's kernels reproduced in [`crate::quant`]
+//!   (activations quantized per block of 32 with `127/amax`, eight lanes, `hsum_float_8`);
+//! - RMSNorm sums the squares in f64 and scales by `1/sqrt(mean + eps)` in f32;
+//! - rotary angles are `pos·scale^i` by repeated multiplication in f32 (`rope_cache_init`),
+//!   and the rotation is contracted as llama.cpp's binary computes it: `fma(x0, cos, −x1·sin)`
+//!   and `fma(x0, sin, x1·cos)` (found by comparing every value with llama.cpp's own);
+//! - queries, keys and values are rounded to f16 (llama.cpp's KV cache and the f16 products
+//!   against it); attention scores and weighted values are f16 dot products accumulated in
+//!   64 lanes as `ggml_vec_dot_f16` does with AVX-512, the soft-max uses `ggml_v_expf` and sums
+//!   per 16 in f64 ([`crate::quant::ggml`]);
+//! - SwiGLU uses `ggml_v_silu`.
 //!
-//! Speed: candle has SIMD kernels for Q4_0×Q8_0 and Q8_0×Q8_0 but only a scalar one for
-//! Q4_1×Q8_1, which made every Q4_1 product several times slower than llama.cpp's. Q4_1
-//! stores `w = d·q + m` per block of 32 (q ∈ 0..16); we rewrite each weight losslessly as
-//! `w = d·(q − 8) + (8·d + m)`: the first term is a Q4_0 block with the same nibbles and scale
-//! (fast kernel), the second a per-block constant whose product with the activations is a
-//! small f32 matrix product over block sums (1/32 of the work). See [`QLinear`].
+//! A prompt read at once gives the same numbers as read token by token: each query row attends
+//! exactly as the single-token path would.
+//!
+//! Speed: the products run ggml's own algorithm (AVX2 integer dot products, four activation
+//! rows per unpacked weight block when reading a prompt) on the model's own rayon pool.
 
 use crate::quant::{ggml, with_fma, QMatrix, F16_LANES};
 use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
@@ -216,9 +223,8 @@ impl Llama {
             });
         }
         let (cos, sin) = rope_tables(&config);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
+            // One thread per core unless RAYON_NUM_THREADS says otherwise.
             .thread_name(|i| format!("genai-llama-{i}"))
             .build()
             .map_err(|e| candle_core::Error::Msg(format!("cannot start the model's threads: {e}")))?;
