@@ -16,6 +16,8 @@ use rayon::prelude::*;
 const NR: usize = 16;
 /// Rows per register tile.
 const MR: usize = 6;
+/// Rows per work item (their inputs stay in a core's cache while it goes through the panels).
+const MB: usize = 96;
 
 /// A weight matrix `[k, n]` (input width k, output width n) packed for [`Dense::forward`],
 /// with its bias.
@@ -59,23 +61,28 @@ impl Dense {
         let (k, n) = (self.k, self.n);
         debug_assert_eq!(x.len(), m * k, "input shape");
         let panels = n.div_ceil(NR);
-        // Each thread computes whole panels (16 output columns for every row) into its own
-        // buffer; they are then laid out row-major.
-        let parts: Vec<Vec<f32>> = (0..panels)
+        // Work items are (block of up to MB rows, panel): a thread takes consecutive items, so
+        // it applies successive panels to the same rows while they are in its cache (each
+        // panel, k × 16 weights, is small). Each item's result is laid out row-major after.
+        let blocks = m.div_ceil(MB);
+        let parts: Vec<Vec<f32>> = (0..blocks * panels)
             .into_par_iter()
-            .map(|p| {
-                let mut part = vec![0f32; m * NR];
-                kernel::panel(&self.packed[p * k..(p + 1) * k], x, m, k, &mut part);
+            .map(|item| {
+                let (b, p) = (item / panels, item % panels);
+                let (r0, r1) = (b * MB, ((b + 1) * MB).min(m));
+                let mut part = vec![0f32; (r1 - r0) * NR];
+                kernel::panel(&self.packed[p * k..(p + 1) * k], &x[r0 * k..r1 * k], r1 - r0, k, &mut part);
                 part
             })
             .collect();
         let mut out = vec![0f32; m * n];
-        for (p, part) in parts.iter().enumerate() {
+        for (item, part) in parts.iter().enumerate() {
+            let (b, p) = (item / panels, item % panels);
             let cols = NR.min(n - p * NR);
-            for r in 0..m {
+            for (i, r) in (b * MB..((b + 1) * MB).min(m)).enumerate() {
                 let dst = &mut out[r * n + p * NR..r * n + p * NR + cols];
-                for ((d, &v), &b) in dst.iter_mut().zip(&part[r * NR..r * NR + cols]).zip(&self.bias[p * NR..]) {
-                    *d = v + b;
+                for ((d, &v), &bias) in dst.iter_mut().zip(&part[i * NR..i * NR + cols]).zip(&self.bias[p * NR..]) {
+                    *d = v + bias;
                 }
             }
         }
@@ -117,12 +124,14 @@ mod kernel {
     fn tile<const R: usize>(simd: V3, w: &[[f32; NR]], x: &[f32], k: usize, out: &mut [f32]) {
         let zero = simd.avx._mm256_setzero_ps();
         let mut acc: [[__m256; 2]; R] = [[zero; 2]; R];
-        for (kk, wk) in w.iter().enumerate().take(k) {
+        let w = &w[..k];
+        let rows: [&[f32]; R] = std::array::from_fn(|r| &x[r * k..(r + 1) * k]);
+        for (kk, wk) in w.iter().enumerate() {
             let [lo, hi]: [[f32; 8]; 2] = bytemuck::cast(*wk);
             let b0: __m256 = bytemuck::cast(lo);
             let b1: __m256 = bytemuck::cast(hi);
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let a = simd.avx._mm256_set1_ps(x[r * k + kk]);
+            for (acc_r, row) in acc.iter_mut().zip(&rows) {
+                let a = simd.avx._mm256_set1_ps(row[kk]);
                 acc_r[0] = simd.fma._mm256_fmadd_ps(a, b0, acc_r[0]);
                 acc_r[1] = simd.fma._mm256_fmadd_ps(a, b1, acc_r[1]);
             }
