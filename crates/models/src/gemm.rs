@@ -124,14 +124,12 @@ mod kernel {
     fn tile<const R: usize>(simd: V3, w: &[[f32; NR]], x: &[f32], k: usize, out: &mut [f32]) {
         let zero = simd.avx._mm256_setzero_ps();
         let mut acc: [[__m256; 2]; R] = [[zero; 2]; R];
-        let w = &w[..k];
-        let rows: [&[f32]; R] = std::array::from_fn(|r| &x[r * k..(r + 1) * k]);
-        for (kk, wk) in w.iter().enumerate() {
+        for (kk, wk) in w.iter().enumerate().take(k) {
             let [lo, hi]: [[f32; 8]; 2] = bytemuck::cast(*wk);
             let b0: __m256 = bytemuck::cast(lo);
             let b1: __m256 = bytemuck::cast(hi);
-            for (acc_r, row) in acc.iter_mut().zip(&rows) {
-                let a = simd.avx._mm256_set1_ps(row[kk]);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let a = simd.avx._mm256_set1_ps(x[r * k + kk]);
                 acc_r[0] = simd.fma._mm256_fmadd_ps(a, b0, acc_r[0]);
                 acc_r[1] = simd.fma._mm256_fmadd_ps(a, b1, acc_r[1]);
             }
