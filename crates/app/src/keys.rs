@@ -178,6 +178,30 @@ impl App {
         Ok(self.store.keys(&resource.id).await?)
     }
 
+    /// Who created `keys` (keys of resource `id`), to show: name and email per creator's user
+    /// id, for the people of the resource's company — whether or not they are still on its
+    /// team (a key outlives its creator's membership). Nobody of another company is named.
+    pub async fn key_creators(
+        &self,
+        actor: &Actor,
+        id: &ResourceId,
+        keys: &[RuntimeKey],
+    ) -> Result<std::collections::HashMap<String, (String, String)>, AppError> {
+        let (_, resource) = self.team_resource(actor, id).await?;
+        let mut names = std::collections::HashMap::new();
+        for key in keys {
+            if names.contains_key(key.created_by.as_str()) {
+                continue;
+            }
+            if let Some(user) = self.store.user(&key.created_by).await? {
+                if user.company_id == resource.company_id {
+                    names.insert(user.id.to_string(), (user.name, user.email));
+                }
+            }
+        }
+        Ok(names)
+    }
+
     /// Revokes a key of a resource (and, for a knowledge-base key, its companion); the runtime
     /// refuses it from now on. Revoking a revoked key changes nothing.
     pub async fn revoke_key(&self, actor: &Actor, id: &ResourceId, key_id: &str) -> Result<(), AppError> {

@@ -516,4 +516,25 @@ async fn the_portal_pages_follow_the_team_keep_csrf_and_show_a_key_once() {
     assert_eq!(csv, "date,input_tokens,output_tokens,api_calls\n");
     let (s, page, _) = b.get(&format!("/portal/resources/{id}/consumption.csv?from=2026-03-02&to=nope")).await;
     assert_eq!(s, 400, "{page}");
+
+    // Mia leaves the team; Noa, who stays, still sees who made the keys.
+    let noa = json!({"name": "Noa", "email": "noa@example.com", "role": "member", "password": "correct horse battery"});
+    let (s, u) = srv.op("POST", &format!("/api/v1/operator/companies/{company}/users"), Some(noa)).await;
+    assert_eq!(s, 201, "{u}");
+    let members = format!("/api/v1/resources/{id}/members");
+    let (s, m) = srv.call("POST", &members, Some(json!({"email": "noa@example.com"})), Some(&admin_token)).await;
+    assert_eq!(s, 201, "{m}");
+    let (_, m) = srv.call("GET", &members, None, Some(&admin_token)).await;
+    let mia_id = m["members"].as_array().unwrap().iter().find(|x| x["email"] == "mia@example.com").unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, gone) = srv.call("DELETE", &format!("{members}/{mia_id}"), None, Some(&admin_token)).await;
+    assert_eq!(s, 204, "{gone}");
+    let mut noa = Browser::new(&srv);
+    noa.log_in("noa@example.com", "correct horse battery", &[]).await;
+    let (s, page, _) = noa.get(&keys).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("Mia") && page.contains("mia@example.com · no longer on the team"), "{page}");
+    assert!(!page.contains(&mia_id), "a name, not an id");
 }

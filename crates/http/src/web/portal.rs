@@ -894,16 +894,21 @@ async fn remove_member(
 
 async fn keys_view(state: &AppState, who: &WebUser, r: &Resource) -> Result<KeysView, AppError> {
     let keys = state.app.keys(&who.actor, &r.id).await?;
-    let members = state.app.members(&who.actor, &r.id).await?;
-    let mut names: HashMap<String, (String, String)> =
-        members.into_iter().map(|m| (m.user_id.to_string(), (m.name, m.email))).collect();
-    names.insert(who.user.id.to_string(), (who.user.name.clone(), who.user.email.clone()));
+    let members: std::collections::HashSet<String> =
+        state.app.members(&who.actor, &r.id).await?.into_iter().map(|m| m.user_id.to_string()).collect();
+    let names = state.app.key_creators(&who.actor, &r.id, &keys).await?;
+    // A creator who has left the team is still named, and said to have left.
+    let email = |id: &str| match (names.get(id), members.contains(id)) {
+        (Some(n), true) => n.1.clone(),
+        (Some(n), false) => format!("{} · no longer on the team", n.1),
+        (None, _) => String::new(),
+    };
     let row = |k: &RuntimeKey| KeyRow {
         id: k.id.clone(),
         description: k.description.clone(),
         created: when(k.created_at),
-        created_by: names.get(k.created_by.as_str()).map_or_else(|| k.created_by.to_string(), |n| n.0.clone()),
-        created_by_email: names.get(k.created_by.as_str()).map(|n| n.1.clone()).unwrap_or_default(),
+        created_by: names.get(k.created_by.as_str()).map_or_else(|| "a former user".to_string(), |n| n.0.clone()),
+        created_by_email: email(k.created_by.as_str()),
         last_used: k.last_used_at.map_or_else(|| "never".to_string(), when),
         revoked: k.revoked_at.map(when).unwrap_or_default(),
         companion_of: k.companion_of.as_ref().map(|c| c.to_string()),
