@@ -61,9 +61,7 @@ pub struct Embedder {
     window: usize,
     max_batch: usize,
     dimensions: usize,
-    /// The model's own compute threads (one per core). A batch runs inside this pool, so that
-    /// the matrix products' parallel parts (gemm on rayon) are split by work stealing rather
-    /// than handed over from an outside thread and waited for, part after part.
+    /// The model's own compute threads ([`crate::quant::model_pool`]); a batch runs inside.
     pool: rayon::ThreadPool,
 }
 
@@ -109,11 +107,7 @@ impl Embedder {
         tokenizer.with_truncation(None).map_err(|e| internal(&e))?;
         let bert = Bert::load(&model_dir.join("model.safetensors"), &config).map_err(|e| internal(&e))?;
         let window = st.max_seq_length.min(bert.max_positions());
-        let pool = rayon::ThreadPoolBuilder::new()
-            // One thread per core unless RAYON_NUM_THREADS says otherwise.
-            .thread_name(|i| format!("genai-bert-{i}"))
-            .build()
-            .map_err(|e| internal(&format!("cannot start the model's threads: {e}")))?;
+        let pool = crate::quant::model_pool("bert").map_err(|e| internal(&e))?;
         Ok(Self { tokenizer, bert, window, max_batch: 32, dimensions: config.hidden_size, pool })
     }
 

@@ -51,11 +51,6 @@ impl Dense {
         Ok(Self { k, n, packed, bias: bias.to_vec() })
     }
 
-    /// Output width.
-    pub fn out_features(&self) -> usize {
-        self.n
-    }
-
     /// `x [m, k]` row-major → `x·W + b` `[m, n]` row-major.
     pub fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (k, n) = (self.k, self.n);

@@ -28,12 +28,10 @@
 //! Speed: the products run ggml's own algorithm (AVX2 integer dot products, four activation
 //! rows per unpacked weight block when reading a prompt) on the model's own rayon pool.
 
-use crate::quant::{ggml, with_fma, QMatrix, F16_LANES};
-use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
+use crate::quant::{ggml, model_pool, round_f16, with_fma, QMatrix, F16_LANES};
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Result};
-use half::f16;
 use rayon::prelude::*;
-use std::borrow::Cow;
 use std::io::{Read, Seek};
 
 /// The shape of the model, read from the GGUF metadata.
@@ -68,15 +66,7 @@ pub struct QLinear {
 impl QLinear {
     /// Wraps a weight read from the GGUF (Q4_1 or Q8_0, the types SmolLM2's GGUF uses).
     pub fn new(weight: QTensor) -> Result<Self> {
-        let (n, k) = weight.shape().dims2()?;
-        let data = weight.data()?;
-        let matrix = match weight.dtype() {
-            GgmlDType::Q4_1 => QMatrix::q4_1(&data, n, k),
-            GgmlDType::Q8_0 => QMatrix::q8_0(&data, n, k),
-            other => candle_core::bail!("unsupported weight type {other:?} (expected Q4_1 or Q8_0)"),
-        }
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        Ok(Self { matrix })
+        Self::stacked(vec![weight])
     }
 
     /// One matrix made of the rows of `parts` stacked (same type and row length), so that
@@ -96,8 +86,13 @@ impl QLinear {
             // Rows are whole numbers of blocks, so stacking rows is concatenating bytes.
             data.extend_from_slice(&part.data()?);
         }
-        let storage = QStorage::from_data(Cow::Owned(data), &Device::Cpu, dtype)?;
-        Self::new(QTensor::new(storage, (rows, k))?)
+        let matrix = match dtype {
+            GgmlDType::Q4_1 => QMatrix::q4_1(&data, rows, k),
+            GgmlDType::Q8_0 => QMatrix::q8_0(&data, rows, k),
+            other => candle_core::bail!("unsupported weight type {other:?} (expected Q4_1 or Q8_0)"),
+        }
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok(Self { matrix })
     }
 
     /// Output width.
@@ -134,9 +129,8 @@ pub struct Llama {
     cos: Vec<f32>,
     sin: Vec<f32>,
     ffn: usize,
-    /// The model's own compute threads (one per core). A forward pass runs inside this pool, so
-    /// that its parallel parts are split among the workers by work stealing instead of being
-    /// handed over from an outside thread and waited for (a wake-up per part, ~150 per token).
+    /// The model's own compute threads ([`crate::quant::model_pool`]; called from outside, each
+    /// of a token's ~150 parallel parts would be a hand-over and a wake-up).
     pool: rayon::ThreadPool,
 }
 
@@ -159,10 +153,6 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-}
-
-fn round_f16(v: f32) -> f32 {
-    f16::from_f32(v).to_f32()
 }
 
 fn to_vec(t: QTensor) -> Result<Vec<f32>> {
@@ -223,11 +213,7 @@ impl Llama {
             });
         }
         let (cos, sin) = rope_tables(&config);
-        let pool = rayon::ThreadPoolBuilder::new()
-            // One thread per core unless RAYON_NUM_THREADS says otherwise.
-            .thread_name(|i| format!("genai-llama-{i}"))
-            .build()
-            .map_err(|e| candle_core::Error::Msg(format!("cannot start the model's threads: {e}")))?;
+        let pool = model_pool("llama").map_err(candle_core::Error::Msg)?;
         Ok(Self { config, embeddings, blocks, output_norm, output, cos, sin, ffn, pool })
     }
 

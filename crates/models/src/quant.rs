@@ -67,7 +67,7 @@ fn f16_to_f32(bits: u16) -> f32 {
 
 /// f32 to f16 and back: round to nearest even, as `_cvtss_sh(x, 0)`.
 #[inline(always)]
-fn round_f16(x: f32) -> f32 {
+pub(crate) fn round_f16(x: f32) -> f32 {
     half::f16::from_f32(x).to_f32()
 }
 
@@ -421,6 +421,17 @@ pub mod ggml {
             *o = reduce_lanes(&acc);
         }
     }
+}
+
+/// A model's own compute threads, named `genai-{model}-N`: one per core unless
+/// `RAYON_NUM_THREADS` says otherwise. A forward pass runs inside its pool (`install`), so that
+/// its parallel parts are split among the workers by work stealing instead of being handed over
+/// from an outside thread and waited for, part after part.
+pub(crate) fn model_pool(model: &'static str) -> Result<rayon::ThreadPool, String> {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(move |i| format!("genai-{model}-{i}"))
+        .build()
+        .map_err(|e| format!("cannot start the model's threads: {e}"))
 }
 
 /// Runs `f` with AVX2 and FMA enabled when the CPU has them, so that the `#[inline(always)]`
